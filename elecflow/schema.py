@@ -1,0 +1,94 @@
+"""Canonical event types: what every reader produces and every node consumes.
+
+All timestamps are UTC. csp carries them as naive ``datetime`` values meaning UTC (csp's
+engine clock is UTC); conversion to New York time happens only for display
+(:mod:`elecflow.calendar`).
+
+A live push adapter that produces these same structs can replace any file reader without
+changing the graph: nodes see ``ts[EquityQuote]`` and cannot tell where it came from.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import csp
+
+
+class EquityQuote(csp.Struct):
+    """One consolidated NBBO update (Polygon ``quotes_v1`` row)."""
+
+    time: dt.datetime  # SIP timestamp, UTC: the time the quote became public
+    symbol: str  # ticker as Polygon spells it (``BRK.B``)
+    bid_price: float
+    bid_size: float  # shares (vendor round lots are converted at read time)
+    bid_exchange: int
+    ask_price: float
+    ask_size: float
+    ask_exchange: int
+    sequence_number: int
+
+
+class EquityTrade(csp.Struct):
+    """One consolidated trade print (Polygon ``trades_v1`` row)."""
+
+    time: dt.datetime  # SIP timestamp, UTC
+    symbol: str
+    price: float
+    size: float  # shares
+    exchange: int
+    # Polygon condition ids as a bitmask: bit ``i`` set <=> condition id ``i`` present.
+    # Polygon ids are below 64; see elecflow.conditions for decoding and the id table.
+    condition_mask: int
+    is_iso: bool  # Intermarket Sweep Order (condition 14)
+    correction: int  # vendor correction indicator; non-zero = corrected or cancelled
+    sequence_number: int
+    trade_id: str
+
+
+class Nbbo1s(csp.Struct):
+    """Downsampled NBBO: the last quote seen in [time - 1 s, time) (right-endpoint label)."""
+
+    time: dt.datetime
+    symbol: str
+    bid_price: float
+    ask_price: float
+
+
+class OptionQuote(csp.Struct):
+    """One option quote snapshot (ThetaData)."""
+
+    time: dt.datetime  # snapshot time, UTC (vendor's New York ms_of_day converted)
+    contract: str  # OCC symbol, e.g. ``SPY241115C00580000``
+    underlying: str  # equity ticker as Polygon spells it (root BRKB -> BRK.B)
+    expiry: dt.date
+    strike: float  # dollars
+    right: str  # "C" or "P"
+    bid: float
+    ask: float
+    bid_size: float
+    ask_size: float
+
+
+class KalshiTrade(csp.Struct):
+    """One Kalshi fill."""
+
+    time: dt.datetime  # UTC
+    contract: str  # e.g. ``PRES-2024-DJT``
+    price: float  # yes price in dollars, in (0, 1)
+    count: int  # contracts
+    taker_side: str  # "yes", "no", or "" when the source does not say (daily reports)
+    trade_id: str  # "" when the source does not give one
+
+
+class ReplayClock(csp.Struct):
+    """Progress of a replay, as shown on the dashboard."""
+
+    time: dt.datetime  # engine (event) time
+    state: str  # "running", "paused" or "finished"
+    speed: float  # multiple of real time; 0 in simulation mode (as fast as possible)
+    quotes: int
+    trades: int
+    nbbo_1s: int
+    option_quotes: int
+    kalshi_trades: int

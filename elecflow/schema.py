@@ -37,8 +37,9 @@ class EquityTrade(csp.Struct):
     price: float
     size: float  # shares
     exchange: int
-    # Polygon condition ids as a bitmask: bit ``i`` set <=> condition id ``i`` present.
-    # Polygon ids are below 64; see elecflow.conditions for decoding and the id table.
+    # Polygon condition ids as a bitmask: bit ``i`` set <=> condition id ``i`` present. Trade
+    # sale conditions are ids 0..62 (elecflow/data/polygon_trade_conditions.csv); a trade with
+    # any other id is quarantined as unknown_condition. Decode with elecflow.conditions.
     condition_mask: int
     is_iso: bool  # Intermarket Sweep Order (condition 14)
     correction: int  # vendor correction indicator; non-zero = corrected or cancelled

@@ -1,0 +1,389 @@
+"""Validate vendor files, quarantine bad rows, and stage canonical streams for replay.
+
+Two passes, both with bounded memory:
+
+1. ``ingest`` reads each source file in batches, maps rows to canonical columns
+   (:mod:`elecflow.adapters.vendors`), applies the stateless quality rules and the per-key
+   ordering/duplicate checks (:mod:`elecflow.quality`), sends rejects to the quarantine file
+   with their reason, and appends accepted rows to one staging Parquet file per partition
+   (a ticker, an option underlying, a Kalshi contract). Vendor files are ordered per
+   instrument (Polygon flat files by ticker, then time), so each partition comes out in
+   time order; the rare partition that does not (ThetaData files are ordered by contract)
+   is sorted on its own when staging ends, which bounds memory by the largest partition.
+2. ``merged_tables`` k-way merges the partitions of a stream into time order in chunks,
+   yielding Arrow tables that csp's Parquet reader turns into structs in C++.
+
+Every row read is counted exactly once: ``read = accepted + rejected + skipped``, where
+skipped rows are outside the configured universe or time window (not errors).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from elecflow import quality
+from elecflow.adapters.vendors import (
+    CANONICAL_SCHEMAS,
+    KEY_COLUMN,
+    STREAMS,
+    CanonicalBatch,
+    SourceFile,
+    read_canonical,
+)
+
+PARTITION_COLUMN: dict[str, str] = {"quotes": "symbol", "trades": "symbol", "nbbo_1s": "symbol",
+                                    "option_quotes": "underlying", "kalshi_trades": "contract"}
+
+QUARANTINE_SCHEMA = pa.schema([
+    ("stream", pa.string()), ("source_file", pa.string()), ("row_number", pa.int64()),
+    ("key", pa.string()), ("time", pa.timestamp("ns", tz="UTC")), ("reason", pa.string()),
+    ("raw", pa.string()),
+])
+
+
+@dataclass
+class IngestFilter:
+    """What to keep. ``None`` means keep everything of that kind."""
+
+    symbols: frozenset[str] | None = None  # equities / ETFs (quotes, trades, 1 s NBBO)
+    underlyings: frozenset[str] | None = None  # option underlyings (Polygon spelling)
+    kalshi_contracts: frozenset[str] | None = None
+    start_ns: int | None = None  # inclusive
+    end_ns: int | None = None  # exclusive
+    size_multiplier: float = 1.0
+
+
+@dataclass
+class FileCounts:
+    path: str
+    format: str
+    stream: str
+    read: int = 0
+    accepted: int = 0
+    rejected: Counter = field(default_factory=Counter)
+    skipped: Counter = field(default_factory=Counter)
+
+    @property
+    def reconciles(self) -> bool:
+        return self.read == self.accepted + sum(self.rejected.values()) + sum(self.skipped.values())
+
+    def as_dict(self) -> dict:
+        return {"path": self.path, "format": self.format, "stream": self.stream, "read": self.read,
+                "accepted": self.accepted, "rejected": dict(self.rejected), "skipped": dict(self.skipped)}
+
+
+@dataclass
+class IngestReport:
+    staging_dir: Path
+    partitions: dict[str, list[Path]]
+    files: list[FileCounts]
+    quarantine_path: Path | None
+    first_time_ns: int | None
+    last_time_ns: int | None
+
+    def totals(self) -> dict[str, dict]:
+        out: dict[str, dict] = {}
+        for f in self.files:
+            t = out.setdefault(f.stream, {"read": 0, "accepted": 0, "rejected": Counter(), "skipped": Counter()})
+            t["read"] += f.read
+            t["accepted"] += f.accepted
+            t["rejected"].update(f.rejected)
+            t["skipped"].update(f.skipped)
+        return out
+
+    @property
+    def reconciles(self) -> bool:
+        return all(f.reconciles for f in self.files)
+
+    def as_dict(self) -> dict:
+        totals = {s: {"read": t["read"], "accepted": t["accepted"], "rejected": dict(t["rejected"]),
+                      "skipped": dict(t["skipped"])} for s, t in self.totals().items()}
+        return {"files": [f.as_dict() for f in self.files], "totals": totals, "reconciles": self.reconciles,
+                "quarantine": str(self.quarantine_path) if self.quarantine_path else None}
+
+
+class _QuarantineWriter:
+    """Append rejected rows to a Parquet file written under a temporary name, renamed on close."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        self._writer: pq.ParquetWriter | None = None
+        self.rows = 0
+
+    def write(self, stream: str, source: SourceFile, batch: CanonicalBatch, rows: np.ndarray) -> None:
+        if rows.size == 0:
+            return
+        key_col = batch.columns[KEY_COLUMN[stream]]
+        table = pa.table({
+            "stream": pa.array([stream] * rows.size, pa.string()),
+            "source_file": pa.array([str(source.path)] * rows.size, pa.string()),
+            "row_number": pa.array(batch.first_row + rows, pa.int64()),
+            "key": pa.array([str(k) if k is not None else "" for k in key_col[rows]], pa.string()),
+            "time": pa.array(batch.columns["time"][rows], pa.int64()).cast(pa.timestamp("ns", tz="UTC")),
+            "reason": pa.array(list(quality.reason_names(batch.codes[rows])), pa.string()),
+            "raw": pa.array([batch.raw.get(int(i)) for i in rows], pa.string()),
+        }, schema=QUARANTINE_SCHEMA)
+        if self._writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._writer = pq.ParquetWriter(self._tmp, QUARANTINE_SCHEMA)
+        self._writer.write_table(table)
+        self.rows += rows.size
+
+    def close(self) -> Path:
+        if self._writer is None:  # nothing rejected: still write an empty, readable file
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            pq.write_table(QUARANTINE_SCHEMA.empty_table(), self._tmp)
+        else:
+            self._writer.close()
+        os.replace(self._tmp, self.path)
+        return self.path
+
+
+class _PartitionWriters:
+    """One staging Parquet file per (stream, partition key), appended batch by batch."""
+
+    def __init__(self, staging_dir: Path):
+        self.staging_dir = staging_dir
+        self._writers: dict[tuple[str, str], pq.ParquetWriter] = {}
+        self._paths: dict[tuple[str, str], Path] = {}
+
+    def append(self, stream: str, table: pa.Table) -> None:
+        part_col = PARTITION_COLUMN[stream]
+        keys = table.column(part_col).to_numpy(zero_copy_only=False)
+        if keys.size == 0:
+            return
+        order = np.argsort(keys, kind="stable")
+        sorted_keys = keys[order]
+        bounds = np.flatnonzero(sorted_keys[1:] != sorted_keys[:-1]) + 1
+        for start, end in zip(np.concatenate(([0], bounds)), np.concatenate((bounds, [keys.size]))):
+            key = str(sorted_keys[start])
+            part = table.take(pa.array(order[start:end]))
+            writer = self._writers.get((stream, key))
+            if writer is None:
+                path = self.staging_dir / stream / f"{_safe_name(key)}.parquet"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                writer = pq.ParquetWriter(path, CANONICAL_SCHEMAS[stream])
+                self._writers[(stream, key)] = writer
+                self._paths[(stream, key)] = path
+            writer.write_table(part)
+
+    def close(self) -> dict[str, list[Path]]:
+        out: dict[str, list[Path]] = defaultdict(list)
+        for (stream, _key), writer in sorted(self._writers.items()):
+            writer.close()
+            path = self._paths[(stream, _key)]
+            _sort_partition_if_needed(path)
+            out[stream].append(path)
+        return dict(out)
+
+
+def _safe_name(key: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in key) or "_"
+
+
+def _sort_partition_if_needed(path: Path) -> None:
+    times = pq.read_table(path, columns=["time"]).column("time").cast(pa.int64()).to_numpy()
+    if times.size < 2 or bool(np.all(times[1:] >= times[:-1])):
+        return
+    table = pq.read_table(path)
+    order = np.argsort(times, kind="stable")
+    tmp = path.with_name(path.name + ".sorting")
+    pq.write_table(table.take(pa.array(order)), tmp)
+    os.replace(tmp, path)
+
+
+def ingest(sources: Iterable[SourceFile], staging_dir: Path, quarantine_path: Path, filt: IngestFilter,
+           batch_rows: int = 500_000, on_progress: Callable[[str, int], None] | None = None) -> IngestReport:
+    """Validate and stage every source file. See the module docstring."""
+    staging_dir = Path(staging_dir)
+    if staging_dir.exists():
+        shutil.rmtree(staging_dir)
+    staging_dir.mkdir(parents=True)
+    writers = _PartitionWriters(staging_dir)
+    quarantine = _QuarantineWriter(Path(quarantine_path))
+    checkers = {stream: quality.OrderingChecker() for stream in STREAMS}
+    file_counts: list[FileCounts] = []
+    first_ns, last_ns = None, None
+    try:
+        for source in sources:
+            counts = FileCounts(str(source.path), source.format, source.stream)
+            file_counts.append(counts)
+            for batch in read_canonical(source, batch_rows=batch_rows, size_multiplier=filt.size_multiplier):
+                accepted = _process_batch(source, batch, filt, checkers[source.stream], counts, quarantine)
+                if accepted is not None and accepted.num_rows:
+                    writers.append(source.stream, accepted)
+                    t = accepted.column("time").cast(pa.int64()).to_numpy()
+                    lo, hi = int(t.min()), int(t.max())
+                    first_ns = lo if first_ns is None else min(first_ns, lo)
+                    last_ns = hi if last_ns is None else max(last_ns, hi)
+                if on_progress is not None:
+                    on_progress(source.stream, len(batch))
+    finally:
+        partitions = writers.close()
+        qpath = quarantine.close()
+    return IngestReport(staging_dir, partitions, file_counts, qpath, first_ns, last_ns)
+
+
+def _process_batch(source: SourceFile, batch: CanonicalBatch, filt: IngestFilter,
+                   checker: quality.OrderingChecker, counts: FileCounts,
+                   quarantine: _QuarantineWriter) -> pa.Table | None:
+    stream = source.stream
+    cols, codes = batch.columns, batch.codes
+    n = len(batch)
+    counts.read += n
+    # 1. rows we were not asked for are skipped (counted, not errors); parse failures win
+    skip = np.zeros(n, dtype=object)
+    skip[:] = ""
+    parsed = codes == 0
+    if filt.start_ns is not None:
+        skip[parsed & (cols["time"] < filt.start_ns) & (skip == "")] = "outside_window"
+    if filt.end_ns is not None:
+        skip[parsed & (cols["time"] >= filt.end_ns) & (skip == "")] = "outside_window"
+    if stream in ("quotes", "trades", "nbbo_1s") and filt.symbols is not None:
+        skip[parsed & ~np.isin(cols["symbol"], list(filt.symbols)) & (skip == "")] = "out_of_universe"
+    if stream == "option_quotes" and filt.underlyings is not None:
+        skip[parsed & ~np.isin(cols["underlying"], list(filt.underlyings)) & (skip == "")] = "out_of_universe"
+    if stream == "kalshi_trades" and filt.kalshi_contracts is not None:
+        skip[parsed & ~np.isin(cols["contract"], list(filt.kalshi_contracts)) & (skip == "")] = "other_contract"
+    skipped = skip != ""
+    for reason, k in Counter(skip[skipped]).items():
+        counts.skipped[reason] += k
+    # 2. stateless quality rules on the rows we keep
+    live = parsed & ~skipped
+    rules = _stateless_rules(stream, cols)
+    rule_codes = quality.first_failure(*rules, n=n)
+    codes = codes.copy()
+    codes[live] = rule_codes[live]
+    codes[skipped] = -1
+    # 3. ordering and exact duplicates per instrument
+    checker.check(cols[KEY_COLUMN[stream]], cols["time"], [cols[c] for c in CANONICAL_SCHEMAS[stream].names],
+                  codes)
+    rejected = np.flatnonzero(codes > 0)
+    for name, k in Counter(quality.reason_names(codes[rejected])).items():
+        counts.rejected[name] += k
+    batch.codes = codes
+    quarantine.write(stream, source, batch, rejected)
+    keep = np.flatnonzero(codes == 0)
+    counts.accepted += keep.size
+    if keep.size == 0:
+        return None
+    return _canonical_table(stream, cols, keep)
+
+
+def _stateless_rules(stream: str, cols: dict) -> list:
+    if stream == "quotes":
+        return quality.equity_quote_failures(cols["bid_price"], cols["ask_price"], cols["bid_size"], cols["ask_size"])
+    if stream == "trades":
+        return quality.equity_trade_failures(cols["price"], cols["size"])
+    if stream == "nbbo_1s":
+        zeros = np.zeros_like(cols["bid_price"])
+        return quality.equity_quote_failures(cols["bid_price"], cols["ask_price"], zeros, zeros)
+    if stream == "option_quotes":
+        return quality.option_quote_failures(cols["bid"], cols["ask"], cols["bid_size"], cols["ask_size"],
+                                             cols["strike"], cols["right"])
+    if stream == "kalshi_trades":
+        return quality.kalshi_trade_failures(cols["price"] * 100.0, cols["count"])
+    raise ValueError(stream)
+
+
+def _canonical_table(stream: str, cols: dict, rows: np.ndarray) -> pa.Table:
+    schema = CANONICAL_SCHEMAS[stream]
+    arrays = []
+    for f in schema:
+        values = cols[f.name][rows]
+        if pa.types.is_timestamp(f.type):
+            arrays.append(pa.array(values.astype(np.int64), pa.int64()).cast(f.type))
+        elif pa.types.is_date(f.type):
+            arrays.append(pa.array(values.astype(np.int32), pa.int32()).cast(f.type))
+        else:
+            arrays.append(pa.array(values, f.type))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def merged_tables(paths: list[Path], batch_rows: int = 200_000, start_ns: int | None = None,
+                  end_ns: int | None = None) -> Iterator[pa.Table]:
+    """Time-ordered Arrow tables from time-ordered partition files (chunked k-way merge).
+
+    Each round takes, from every partition's buffer, the rows not later than the earliest
+    "last buffered time" among partitions that still have unread rows (the horizon); no row
+    after the horizon can be overtaken by a row not yet read. Ties keep partition order, so
+    the output is deterministic.
+    """
+    iters = [pq.ParquetFile(p).iter_batches(batch_size=batch_rows) for p in paths]
+    buffers: list[pa.Table | None] = [None] * len(paths)
+    exhausted = [False] * len(paths)
+
+    def extend(i: int) -> None:
+        """Append the partition's next batch to its buffer (or mark it exhausted)."""
+        try:
+            batch = pa.Table.from_batches([next(iters[i])])
+        except StopIteration:
+            exhausted[i] = True
+            return
+        buffers[i] = batch if buffers[i] is None or buffers[i].num_rows == 0 else pa.concat_tables([buffers[i], batch])
+
+    def last_time(i: int) -> int:
+        return buffers[i].column("time")[-1].value
+
+    for i in range(len(paths)):
+        while not exhausted[i] and (buffers[i] is None or buffers[i].num_rows == 0):
+            extend(i)
+    while True:
+        live = [i for i in range(len(paths)) if buffers[i] is not None and buffers[i].num_rows]
+        if not live:
+            return
+        # Horizon: earliest last-buffered time among partitions with unread rows. A partition
+        # whose buffer ends exactly at the horizon may continue with the same timestamp, so it
+        # reads on until it passes the horizon: then every row at the horizon is in memory and
+        # ties come out in partition order whatever the batch size.
+        while True:
+            open_parts = [i for i in live if not exhausted[i]]
+            if not open_parts:
+                horizon = max(last_time(i) for i in live)
+                break
+            horizon = min(last_time(i) for i in open_parts)
+            at_horizon = [i for i in open_parts if last_time(i) == horizon]
+            if not at_horizon:
+                break
+            for i in at_horizon:
+                extend(i)
+        pieces, piece_times = [], []
+        for i in live:
+            t = buffers[i].column("time").cast(pa.int64()).to_numpy()
+            cut = int(np.searchsorted(t, horizon, side="right"))
+            if cut:
+                pieces.append(buffers[i].slice(0, cut))
+                piece_times.append(t[:cut])
+                buffers[i] = buffers[i].slice(cut)
+                while not exhausted[i] and buffers[i].num_rows == 0:
+                    extend(i)
+        merged = pa.concat_tables(pieces)
+        order = np.argsort(np.concatenate(piece_times), kind="stable")
+        table = merged.take(pa.array(order))
+        if start_ns is not None or end_ns is not None:
+            t = table.column("time").cast(pa.int64()).to_numpy()
+            keep = np.ones(t.size, dtype=bool)
+            if start_ns is not None:
+                keep &= t >= start_ns
+            if end_ns is not None:
+                keep &= t < end_ns
+            table = table.filter(pa.array(keep))
+        if table.num_rows:
+            yield table
+
+
+def write_report(report: IngestReport, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(report.as_dict(), indent=2, default=str))
+    os.replace(tmp, path)

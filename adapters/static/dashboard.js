@@ -1,0 +1,253 @@
+// elecflow dashboard page: connects Perspective viewers to the read-only server.
+//
+// The viewer bundle comes from the installed perspective-python wheel (served by our
+// server at /static/perspective-anywidget.js), so client and server speak exactly the same
+// protocol version and nothing is fetched from the network.
+
+import { ready } from "/static/perspective-anywidget.js";
+
+const NY = "America/New_York";
+
+// Perspective 5.6 datagrid "custom" datetime format: Intl.DateTimeFormat options + timeZone.
+const NY_TIME = {
+  format: "custom",
+  timeZone: NY,
+  year: "disabled",
+  month: "2-digit",
+  day: "2-digit",
+  hour: "2-digit",
+  minute: "2-digit",
+  second: "2-digit",
+  fractionalSecondDigits: 3,
+  hour12: false,
+};
+const PRICE = { number_format: { minimumFractionDigits: 2, maximumFractionDigits: 4 } };
+const BPS = { number_format: { minimumFractionDigits: 2, maximumFractionDigits: 2 } };
+const SIZE = { number_format: { maximumFractionDigits: 0 } };
+
+// The default layout of each viewer (perspective-viewer `restore` configs).
+export const LAYOUTS = {
+  "viewer-quotes": {
+    plugin: "Datagrid",
+    columns: ["symbol", "bid", "ask", "mid", "spread_bps", "bid_size", "ask_size", "time"],
+    sort: [["symbol", "asc"]],
+    columns_config: {
+      time: { date_format: NY_TIME },
+      bid: PRICE, ask: PRICE, mid: PRICE, spread_bps: BPS, bid_size: SIZE, ask_size: SIZE,
+    },
+    settings: false,
+  },
+  "viewer-trades": {
+    plugin: "Datagrid",
+    columns: ["time", "symbol", "price", "size", "exchange", "is_iso", "condition_mask", "trade_id"],
+    sort: [["time", "desc"]],
+    columns_config: { time: { date_format: NY_TIME }, price: PRICE, size: SIZE },
+    settings: false,
+  },
+  "viewer-kalshi-chart": {
+    plugin: "Y Line",
+    group_by: ["time"],
+    split_by: ["contract"],
+    columns: ["price"],
+    aggregates: { price: "last" },
+    settings: false,
+  },
+  "viewer-kalshi-grid": {
+    plugin: "Datagrid",
+    columns: ["time", "contract", "price", "count", "taker_side"],
+    sort: [["time", "desc"]],
+    columns_config: { time: { date_format: NY_TIME }, price: PRICE },
+    settings: false,
+  },
+  "viewer-clock": {
+    plugin: "Datagrid",
+    columns: ["time", "state", "speed", "quotes", "trades", "nbbo_1s", "option_quotes", "kalshi_trades"],
+    columns_config: { time: { date_format: NY_TIME } },
+    settings: false,
+  },
+};
+
+// State the page exposes for tests and for a human poking at the console.
+const status = {
+  ready: false,
+  connected: false,
+  errors: [],
+  rows: {},           // table name -> row count the page last saw
+  updates: {},        // table name -> number of update notifications received
+  replay: null,       // last /api/replay answer
+  clock: null,        // last replay_clock row
+  engineTimeText: "",
+};
+window.elecflowDashboard = status;
+
+function recordError(message) {
+  status.errors.push(String(message).slice(0, 500));
+  console.error("elecflow dashboard:", message);
+}
+window.addEventListener("error", (e) => recordError(e.message || e));
+window.addEventListener("unhandledrejection", (e) => recordError(e.reason?.message || e.reason));
+document.addEventListener("securitypolicyviolation", (e) =>
+  recordError(`CSP blocked ${e.blockedURI} (${e.violatedDirective})`));
+
+const $ = (id) => document.getElementById(id);
+
+const engineTimeFormat = new Intl.DateTimeFormat("en-US", {
+  timeZone: NY, year: "numeric", month: "short", day: "2-digit",
+  hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false, timeZoneName: "short",
+});
+const countFormat = new Intl.NumberFormat("en-US");
+
+function setConnection(state) {
+  status.connected = state === "connected";
+  $("connection").dataset.state = state;
+  $("connection").textContent = state;
+}
+
+function openSocket(url) {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url);
+    ws.binaryType = "arraybuffer";
+    ws.addEventListener("open", () => resolve(ws), { once: true });
+    ws.addEventListener("error", () => reject(new Error(`websocket ${url} failed`)), { once: true });
+  });
+}
+
+async function connectClient() {
+  await ready;
+  const { Client } = customElements.get("perspective-viewer").__wasm_module__;
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  const ws = await openSocket(`${scheme}//${location.host}/websocket`);
+  const client = new Client(
+    async (bytes) => ws.send(bytes.slice()),   // copy: `bytes` views WebAssembly memory
+    async () => ws.close(),
+  );
+  ws.addEventListener("message", (e) => client.handle_response(e.data));
+  ws.addEventListener("close", () => {
+    setConnection("disconnected");
+    waitForServerThenReload();
+  });
+  setConnection("connected");
+  return client;
+}
+
+// After the server goes away (replay finished, restarted), reload once it answers again.
+let reloading = false;
+async function waitForServerThenReload() {
+  if (reloading) return;
+  reloading = true;
+  for (;;) {
+    await new Promise((r) => setTimeout(r, 2000));
+    try {
+      const r = await fetch("/api/replay", { cache: "no-store" });
+      if (r.ok) { location.reload(); return; }
+    } catch (_) { /* still down */ }
+  }
+}
+
+async function watchTable(table, name) {
+  // A view of our own per table: row counts for the page status, no data copied.
+  const view = await table.view({ columns: [] });
+  status.updates[name] = 0;
+  const refresh = async () => {
+    status.rows[name] = await view.num_rows();
+  };
+  await refresh();
+  await view.on_update(async () => {
+    status.updates[name] += 1;
+    await refresh();
+  });
+}
+
+function renderClock(row) {
+  status.clock = row;
+  if (!row) return;
+  if (row.time != null) {
+    status.engineTimeText = engineTimeFormat.format(new Date(row.time));
+    $("engine-time").textContent = status.engineTimeText;
+  }
+  if (row.speed != null) {
+    $("speed").textContent = row.speed > 0 ? `${row.speed}×` : "max (simulation)";
+  }
+  const parts = [
+    ["quotes", row.quotes], ["trades", row.trades], ["1 s NBBO", row.nbbo_1s],
+    ["option quotes", row.option_quotes], ["Kalshi", row.kalshi_trades],
+  ].filter(([, n]) => n != null).map(([k, n]) => `${k} ${countFormat.format(n)}`);
+  $("counts").textContent = parts.join(" · ");
+}
+
+async function watchClock(table) {
+  const view = await table.view();
+  const refresh = async () => renderClock((await view.to_json())[0]);
+  await refresh();
+  await view.on_update(refresh);
+}
+
+// Replay state banner and Pause/Resume.
+function renderReplay(state) {
+  status.replay = state;
+  const s = state?.state ?? "unknown";
+  $("replay-state").textContent = s === "unavailable" ? "no replay control" : s;
+  $("replay-state").dataset.state = s;
+  $("banner").dataset.state = s;
+  const controllable = !!state?.controllable;
+  $("pause").disabled = !controllable || s !== "running";
+  $("resume").disabled = !controllable || s !== "paused";
+}
+
+async function pollReplay() {
+  try {
+    const r = await fetch("/api/replay", { cache: "no-store" });
+    if (r.ok) renderReplay(await r.json());
+  } catch (_) { /* the websocket close handler reports a lost server */ }
+}
+
+async function postAction(action) {
+  try {
+    const r = await fetch("/api/replay", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ action }),
+    });
+    if (!r.ok) throw new Error(`${action}: HTTP ${r.status}`);
+    renderReplay(await r.json());
+  } catch (e) {
+    recordError(e.message || e);
+  }
+}
+
+async function main() {
+  $("pause").addEventListener("click", () => postAction("pause"));
+  $("resume").addEventListener("click", () => postAction("resume"));
+  pollReplay();
+  setInterval(pollReplay, 1000);
+
+  const client = await connectClient();
+  const hosted = new Set(await client.get_hosted_table_names());
+  const tables = {};
+  const open = async (name) => {
+    if (!hosted.has(name)) return null;
+    tables[name] ??= client.open_table(name);
+    return tables[name];
+  };
+
+  const viewers = [...document.querySelectorAll("perspective-viewer[data-table]")];
+  await Promise.all(viewers.map(async (viewer) => {
+    const table = await open(viewer.dataset.table);
+    if (!table) {
+      viewer.replaceWith(Object.assign(document.createElement("p"), {
+        className: "missing", textContent: `table "${viewer.dataset.table}" is not published`,
+      }));
+      return;
+    }
+    await viewer.load(table);
+    await viewer.restore(LAYOUTS[viewer.id]);
+  }));
+  for (const name of Object.keys(tables)) await watchTable(await tables[name], name);
+  if (tables.replay_clock) await watchClock(await tables.replay_clock);
+  status.ready = true;
+}
+
+main().catch((e) => {
+  recordError(e?.stack || e);
+  setConnection("disconnected");
+});

@@ -1,0 +1,142 @@
+"""Replay throughput of the full default synthetic day in simulation mode.
+
+Measures, each in its own subprocess (so peak memory is per run):
+- ``elecflow``: the whole replay as ``elecflow replay --mode sim`` runs it -- validation and
+  staging of the vendor files, the csp graph with counters, clock and Parquet sinks;
+- ``bare``: the same canonical events (read back from the replay's own Parquet outputs)
+  through a bare csp graph: csp's Parquet reader and one pass-through Python node per stream.
+  This is the floor our graph cannot beat.
+
+Targets (issue 2): >= 500x real time for the full default day, and elecflow within 2x of the
+bare graph's time. Writes JSON (default benchmarks/results/replay_throughput.json).
+
+    python benchmarks/replay_throughput.py [--data DIR] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def _child_elecflow(data: str, out: str) -> dict:
+    from elecflow.adapters.vendors import discover
+    from elecflow.config import ReplayConfig
+    from elecflow.graphs.run import run_replay
+
+    config = ReplayConfig(mode="sim", data=Path(data), out=Path(out), dashboard=False, progress=False)
+    sources, _ = discover(config.data)
+    result = run_replay(config, sources, log=lambda *_: None)
+    return {"events": result.events, "sim_seconds": result.sim_seconds, "wall_seconds": result.wall_seconds,
+            "ingest_seconds": result.ingest_seconds, "graph_seconds": result.graph_seconds,
+            "reconciles": result.reconciles(), "replayed": result.replayed}
+
+
+def _child_bare(out: str) -> dict:
+    import datetime as dt
+
+    import csp
+    import pyarrow.parquet as pq
+    from csp import ts
+    from csp.adapters.parquet import ParquetReader
+
+    from elecflow.graphs.replay import STREAM_TYPES
+
+    @csp.node
+    def passthrough(x: ts["T"]) -> ts["T"]:
+        return x
+
+    files = {name: sorted((Path(out) / name).glob("part-*.parquet")) for name in STREAM_TYPES}
+    bounds = [pq.read_table(p, columns=["time"]).column("time") for ps in files.values() for p in ps]
+    start = min(b[0].as_py() for b in bounds if len(b)).replace(tzinfo=None)
+    end = max(b[-1].as_py() for b in bounds if len(b)).replace(tzinfo=None) + dt.timedelta(microseconds=1)
+    counts = {}
+
+    @csp.graph
+    def bare():
+        for name, typ in STREAM_TYPES.items():
+            if files[name]:
+                reader = ParquetReader([str(p) for p in files[name]], time_column="time")
+                csp.add_graph_output(name, csp.count(passthrough(reader.subscribe_all(typ))), tick_count=1)
+
+    t0 = time.perf_counter()
+    result = csp.run(bare, starttime=start, endtime=end, realtime=False)
+    seconds = time.perf_counter() - t0
+    counts = {k: v[-1][1] for k, v in result.items()}
+    return {"events": sum(counts.values()), "graph_seconds": seconds, "replayed": counts,
+            "sim_seconds": (end - start).total_seconds()}
+
+
+def _run_child(kind: str, *args: str) -> dict:
+    cmd = [sys.executable, __file__, "--child", kind, *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{kind} run failed:\n{proc.stderr}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, help="vendor-file directory (default: the embedded synthetic day)")
+    parser.add_argument("--json", type=Path, default=HERE / "results" / "replay_throughput.json")
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        kind, *rest = args.child
+        payload = _child_elecflow(*rest) if kind == "elecflow" else _child_bare(*rest)
+        payload["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(json.dumps(payload))
+        return
+
+    from elecflow.cli import ensure_embedded_day
+
+    data = args.data or ensure_embedded_day({}, None, quiet=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        ours = _run_child("elecflow", str(data), tmp)
+        bare = _run_child("bare", tmp)
+    if ours["replayed"] != bare["replayed"]:
+        raise RuntimeError(f"bare graph saw different events: {bare['replayed']} vs {ours['replayed']}")
+    report = {
+        "benchmark": "replay_throughput",
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count(),
+                    "platform": platform.platform()},
+        "data": str(data),
+        "sim_hours": round(ours["sim_seconds"] / 3600, 3),
+        "events": ours["events"],
+        "elecflow": {
+            **{k: ours[k] for k in ("wall_seconds", "ingest_seconds", "graph_seconds", "peak_rss_mb", "reconciles")},
+            "events_per_second": round(ours["events"] / ours["wall_seconds"]),
+            "multiple_of_real_time": round(ours["sim_seconds"] / ours["wall_seconds"], 1),
+            "graph_only_multiple_of_real_time": round(ours["sim_seconds"] / ours["graph_seconds"], 1),
+        },
+        "bare_csp_graph": {
+            "graph_seconds": bare["graph_seconds"], "peak_rss_mb": bare["peak_rss_mb"],
+            "events_per_second": round(bare["events"] / bare["graph_seconds"]),
+            "multiple_of_real_time": round(bare["sim_seconds"] / bare["graph_seconds"], 1),
+        },
+        "ratio_to_bare": {
+            "end_to_end": round(ours["wall_seconds"] / bare["graph_seconds"], 2),
+            "graph_only": round(ours["graph_seconds"] / bare["graph_seconds"], 2),
+        },
+    }
+    report["targets"] = {
+        ">=500x real time (end to end)": report["elecflow"]["multiple_of_real_time"] >= 500,
+        "within 2x of bare graph (end to end)": report["ratio_to_bare"]["end_to_end"] <= 2.0,
+    }
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(report, indent=2))
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""Run configuration: pydantic models whose defaults replay the embedded Election Day.
+
+Precedence: defaults < one TOML file (``--config``) < command-line flags. Invalid values fail
+at start with a message naming the field.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from elecflow.universe import ETFS, STOCKS
+
+ELECTION_DAY = dt.date(2024, 11, 5)
+KALSHI_ELECTION_CONTRACTS = ("PRES-2024-DJT", "PRES-2024-KH")
+
+
+class ReplayConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["paced", "sim"] = Field("paced", description="paced: N x real time; sim: as fast as possible")
+    speed: float = Field(60.0, gt=0, description="multiple of real time in paced mode")
+    date: dt.date = Field(ELECTION_DAY, description="trading date that HH:MM in start/end refer to")
+    start: str | None = Field(None, description="window start: HH:MM[:SS] New York time on `date`, or ISO datetime")
+    end: str | None = Field(None, description="window end (exclusive), same forms as start")
+    data: Path | None = Field(None, description="directory of vendor files; None = the embedded synthetic day")
+    out: Path = Field(Path("out"), description="output directory")
+    dashboard: bool | None = Field(None, description="serve the dashboard; default: on when paced, off in sim")
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    exit_when_done: bool = Field(False, description="stop serving the dashboard when the replay ends")
+    symbols: list[str] | None = Field(default_factory=lambda: list(STOCKS) + list(ETFS),
+                                      description="equities/ETFs to keep; None = every ticker in the files")
+    underlyings: list[str] | None = Field(None, description="option underlyings to keep; None = all in the files")
+    kalshi_contracts: list[str] | None = Field(default_factory=lambda: list(KALSHI_ELECTION_CONTRACTS))
+    size_unit: Literal["shares", "round_lots"] = "shares"
+    batch_rows: int = Field(500_000, ge=1_000)
+    part_minutes: float = Field(60.0, gt=0, description="engine minutes per output Parquet part")
+    clock_seconds: float = Field(1.0, gt=0, description="engine seconds between replay_clock rows")
+    progress: bool = True
+
+    @field_validator("start", "end")
+    @classmethod
+    def _check_time(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_window_bound(value, ELECTION_DAY)
+        return value
+
+    @model_validator(mode="after")
+    def _check_window(self) -> "ReplayConfig":
+        if self.start and self.end:
+            if parse_window_bound(self.end, self.date) <= parse_window_bound(self.start, self.date):
+                raise ValueError("end must be after start")
+        return self
+
+    @property
+    def dashboard_enabled(self) -> bool:
+        return self.mode == "paced" if self.dashboard is None else self.dashboard
+
+    def window_utc(self) -> tuple[dt.datetime | None, dt.datetime | None]:
+        start = parse_window_bound(self.start, self.date) if self.start else None
+        end = parse_window_bound(self.end, self.date) if self.end else None
+        return start, end
+
+
+def parse_window_bound(text: str, date: dt.date) -> dt.datetime:
+    """``HH:MM[:SS]`` (New York time on ``date``) or an ISO datetime (naive = New York) -> UTC naive."""
+    from elecflow.calendar import NEW_YORK
+
+    text = text.strip()
+    try:
+        if "T" in text or "-" in text[:5]:
+            value = dt.datetime.fromisoformat(text)
+        else:
+            value = dt.datetime.combine(date, dt.time.fromisoformat(text))
+    except ValueError as exc:
+        raise ValueError(f"{text!r} is neither HH:MM[:SS] nor an ISO datetime") from exc
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=NEW_YORK)
+    return value.astimezone(dt.timezone.utc).replace(tzinfo=None)

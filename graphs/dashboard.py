@@ -1,0 +1,342 @@
+"""csp side of the dashboard: throttled nodes that push rows into a DashboardServer.
+
+The nodes hold references to the newest structs between flushes and convert them to rows
+only when they flush, so a tick costs a dict store or a deque append, never a row dict.
+Flushes are paced by the wall clock (``time.monotonic()``), not by engine time: during a
+paced replay at N times real time, engine-time alarms fire N times too often, and in
+simulation mode at full speed engine time says nothing about how often a browser redraws.
+A final flush runs when the graph stops, so the tables end in the graph's final state.
+
+The server is any object with ``update(table: str, rows: list[dict]) -> None``
+(:class:`elecflow.adapters.dashboard.DashboardServer`, or a recorder in tests); it is not
+imported here, so graphs do not depend on the web layer.
+
+Perspective 5.x JSON-encodes list-of-dict updates, so datetimes leave here as epoch
+milliseconds (UTC); the page formats them in America/New_York.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+import time
+from collections import deque
+from typing import Any, Callable
+
+import csp
+from csp import ts
+
+from elecflow.schema import EquityQuote, EquityTrade, KalshiTrade, ReplayClock
+
+__all__ = [
+    "QUOTES_TABLE",
+    "TRADES_TABLE",
+    "KALSHI_TABLE",
+    "CLOCK_TABLE",
+    "TRADES_LIMIT",
+    "KALSHI_LIMIT",
+    "CLOCK_KEY",
+    "TABLE_SCHEMAS",
+    "create_default_tables",
+    "dashboard_graph",
+    "publish_latest",
+    "publish_recent",
+    "epoch_ms",
+    "quote_row",
+    "trade_row",
+    "kalshi_row",
+    "clock_row",
+]
+
+log = logging.getLogger(__name__)
+
+# csp's node parser rejects ``csp.is_configured_realtime()`` inside a node body.
+_is_configured_realtime = csp.is_configured_realtime
+
+QUOTES_TABLE = "quotes"
+TRADES_TABLE = "trades"
+KALSHI_TABLE = "kalshi"
+CLOCK_TABLE = "replay_clock"
+TRADES_LIMIT = 2000
+KALSHI_LIMIT = 20000
+CLOCK_KEY = "replay"
+
+#: Column types of the default tables (perspective type names). Times are ``datetime``
+#: columns fed with epoch milliseconds in UTC.
+TABLE_SCHEMAS: dict[str, dict[str, str]] = {
+    QUOTES_TABLE: {
+        "symbol": "string",
+        "time": "datetime",
+        "bid": "float",
+        "ask": "float",
+        "mid": "float",
+        "spread_bps": "float",
+        "bid_size": "float",
+        "ask_size": "float",
+        "bid_exchange": "integer",
+        "ask_exchange": "integer",
+    },
+    TRADES_TABLE: {
+        "time": "datetime",
+        "symbol": "string",
+        "price": "float",
+        "size": "float",
+        "exchange": "integer",
+        "is_iso": "boolean",
+        "condition_mask": "integer",
+        "correction": "integer",
+        "trade_id": "string",
+    },
+    KALSHI_TABLE: {
+        "time": "datetime",
+        "contract": "string",
+        "price": "float",
+        "count": "integer",
+        "taker_side": "string",
+        "trade_id": "string",
+    },
+    CLOCK_TABLE: {
+        "key": "string",
+        "time": "datetime",
+        "state": "string",
+        "speed": "float",
+        "quotes": "integer",
+        "trades": "integer",
+        "nbbo_1s": "integer",
+        "option_quotes": "integer",
+        "kalshi_trades": "integer",
+    },
+}
+
+
+def create_default_tables(server: Any) -> None:
+    """Create the dashboard's four tables on ``server`` (a DashboardServer)."""
+    server.add_table(QUOTES_TABLE, TABLE_SCHEMAS[QUOTES_TABLE], index="symbol")
+    server.add_table(TRADES_TABLE, TABLE_SCHEMAS[TRADES_TABLE], limit=TRADES_LIMIT)
+    server.add_table(KALSHI_TABLE, TABLE_SCHEMAS[KALSHI_TABLE], limit=KALSHI_LIMIT)
+    server.add_table(CLOCK_TABLE, TABLE_SCHEMAS[CLOCK_TABLE], index="key")
+
+
+# --------------------------------------------------------------------------------------
+# Row conversion: pure functions, struct -> JSON-safe dict
+# --------------------------------------------------------------------------------------
+
+_EPOCH = dt.datetime(1970, 1, 1)
+_ONE_MS = dt.timedelta(milliseconds=1)
+
+
+def epoch_ms(t: dt.datetime | None) -> int | None:
+    """Milliseconds since the Unix epoch. Naive datetimes mean UTC (csp's convention)."""
+    if t is None:
+        return None
+    if t.tzinfo is not None:
+        t = t.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return (t - _EPOCH) // _ONE_MS
+
+
+def _finite(x: float) -> float | None:
+    """JSON has no NaN/inf: send null."""
+    return x if math.isfinite(x) else None
+
+
+def _get(struct: csp.Struct, field: str, default: Any = None) -> Any:
+    """A struct field, or ``default`` when it was never set (csp raises on unset fields)."""
+    return getattr(struct, field, default)
+
+
+def quote_row(q: EquityQuote) -> dict[str, Any]:
+    """Latest-quote row: bid/ask, mid and the quoted spread in basis points of the mid.
+
+    Mid and spread are null unless both sides are positive (one-sided or empty book).
+    """
+    bid = _get(q, "bid_price", math.nan)
+    ask = _get(q, "ask_price", math.nan)
+    mid = spread_bps = None
+    if bid > 0 and ask > 0:
+        mid = 0.5 * (bid + ask)
+        spread_bps = (ask - bid) / mid * 1e4
+    return {
+        "symbol": q.symbol,
+        "time": epoch_ms(_get(q, "time")),
+        "bid": _finite(bid),
+        "ask": _finite(ask),
+        "mid": mid,
+        "spread_bps": spread_bps,
+        "bid_size": _finite(_get(q, "bid_size", math.nan)),
+        "ask_size": _finite(_get(q, "ask_size", math.nan)),
+        "bid_exchange": _get(q, "bid_exchange"),
+        "ask_exchange": _get(q, "ask_exchange"),
+    }
+
+
+def trade_row(t: EquityTrade) -> dict[str, Any]:
+    return {
+        "time": epoch_ms(_get(t, "time")),
+        "symbol": t.symbol,
+        "price": _finite(_get(t, "price", math.nan)),
+        "size": _finite(_get(t, "size", math.nan)),
+        "exchange": _get(t, "exchange"),
+        "is_iso": _get(t, "is_iso"),
+        "condition_mask": _get(t, "condition_mask"),
+        "correction": _get(t, "correction"),
+        "trade_id": _get(t, "trade_id"),
+    }
+
+
+def kalshi_row(k: KalshiTrade) -> dict[str, Any]:
+    return {
+        "time": epoch_ms(_get(k, "time")),
+        "contract": k.contract,
+        "price": _finite(_get(k, "price", math.nan)),
+        "count": _get(k, "count"),
+        "taker_side": _get(k, "taker_side"),
+        "trade_id": _get(k, "trade_id"),
+    }
+
+
+def clock_row(c: ReplayClock) -> dict[str, Any]:
+    """The one row of the replay clock table (constant key :data:`CLOCK_KEY`)."""
+    return {
+        "key": CLOCK_KEY,
+        "time": epoch_ms(_get(c, "time")),
+        "state": _get(c, "state"),
+        "speed": _get(c, "speed"),
+        "quotes": _get(c, "quotes"),
+        "trades": _get(c, "trades"),
+        "nbbo_1s": _get(c, "nbbo_1s"),
+        "option_quotes": _get(c, "option_quotes"),
+        "kalshi_trades": _get(c, "kalshi_trades"),
+    }
+
+
+# --------------------------------------------------------------------------------------
+# Throttled publishing nodes
+# --------------------------------------------------------------------------------------
+
+
+def _push(server: Any, table: str, rows: list[dict[str, Any]], errors: list[int]) -> None:
+    """Send rows; a dashboard failure is logged, never allowed to stop the replay."""
+    try:
+        server.update(table, rows)
+    except Exception:
+        errors[0] += 1
+        if errors[0] == 1:
+            log.exception("dashboard: update of table %r failed (further failures counted)", table)
+
+
+@csp.node
+def publish_latest(
+    server: object,
+    table: str,
+    x: ts[csp.Struct],
+    key_field: str,
+    to_row: object,
+    throttle_seconds: float,
+):
+    """Upsert the newest struct per ``key_field`` value into ``table``.
+
+    Flushes when a tick arrives and ``throttle_seconds`` of wall-clock time have passed
+    since the last flush, and once more when the graph stops. In realtime mode (engine
+    time is wall time) a one-shot alarm also flushes what the last tick of a burst left.
+    """
+    with csp.alarms():
+        a_flush = csp.alarm(bool)
+
+    with csp.state():
+        s_pending = {}
+        s_last_flush = 0.0
+        s_realtime = False
+        s_alarm_set = False
+        s_errors = [0]
+
+    with csp.start():
+        s_last_flush = time.monotonic()
+        s_realtime = _is_configured_realtime()
+
+    with csp.stop():
+        if s_pending:
+            _push(server, table, [to_row(v) for v in s_pending.values()], s_errors)
+            s_pending.clear()
+
+    if csp.ticked(x):
+        s_pending[getattr(x, key_field)] = x
+    if csp.ticked(a_flush):
+        s_alarm_set = False
+    if s_pending:
+        now = time.monotonic()
+        wait = throttle_seconds - (now - s_last_flush)
+        if wait <= 0.0:
+            rows = [to_row(v) for v in s_pending.values()]
+            s_pending.clear()
+            s_last_flush = now
+            _push(server, table, rows, s_errors)
+        elif s_realtime and not s_alarm_set:
+            csp.schedule_alarm(a_flush, dt.timedelta(seconds=wait), True)
+            s_alarm_set = True
+
+
+@csp.node
+def publish_recent(
+    server: object,
+    table: str,
+    x: ts[csp.Struct],
+    to_row: object,
+    throttle_seconds: float,
+    max_rows: int,
+):
+    """Append the structs seen since the last flush (at most the newest ``max_rows``).
+
+    Same flushing rule as :func:`publish_latest`. Pair it with a table whose ``limit``
+    bounds how many rows the server and the browser keep.
+    """
+    with csp.alarms():
+        a_flush = csp.alarm(bool)
+
+    with csp.state():
+        s_pending = deque(maxlen=max(1, max_rows))
+        s_last_flush = 0.0
+        s_realtime = False
+        s_alarm_set = False
+        s_errors = [0]
+
+    with csp.start():
+        s_last_flush = time.monotonic()
+        s_realtime = _is_configured_realtime()
+
+    with csp.stop():
+        if s_pending:
+            _push(server, table, [to_row(v) for v in s_pending], s_errors)
+            s_pending.clear()
+
+    if csp.ticked(x):
+        s_pending.append(x)
+    if csp.ticked(a_flush):
+        s_alarm_set = False
+    if s_pending:
+        now = time.monotonic()
+        wait = throttle_seconds - (now - s_last_flush)
+        if wait <= 0.0:
+            rows = [to_row(v) for v in s_pending]
+            s_pending.clear()
+            s_last_flush = now
+            _push(server, table, rows, s_errors)
+        elif s_realtime and not s_alarm_set:
+            csp.schedule_alarm(a_flush, dt.timedelta(seconds=wait), True)
+            s_alarm_set = True
+
+
+@csp.graph
+def dashboard_graph(
+    server: object,
+    quotes: ts[EquityQuote],
+    trades: ts[EquityTrade],
+    kalshi: ts[KalshiTrade],
+    clock: ts[ReplayClock],
+    throttle_seconds: float = 0.25,
+):
+    """Feed the default tables (see :func:`create_default_tables`) from the replay streams."""
+    publish_latest(server, QUOTES_TABLE, quotes, "symbol", quote_row, throttle_seconds)
+    publish_recent(server, TRADES_TABLE, trades, trade_row, throttle_seconds, TRADES_LIMIT)
+    publish_recent(server, KALSHI_TABLE, kalshi, kalshi_row, throttle_seconds, KALSHI_LIMIT)
+    publish_recent(server, CLOCK_TABLE, clock, clock_row, throttle_seconds, 1)

@@ -1,0 +1,185 @@
+"""Run a replay end to end: discover -> validate and stage -> csp graph -> outputs.
+
+``run_replay`` is what ``elecflow replay`` calls; tests and notebooks call it directly.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import csp
+from tqdm import tqdm
+
+from elecflow.adapters.control import ReplayControl
+from elecflow.adapters.ingest import IngestFilter, IngestReport, ingest, write_report
+from elecflow.adapters.vendors import SourceFile, VendorFileError, discover
+from elecflow.config import ReplayConfig
+from elecflow.graphs.replay import (
+    STREAM_TYPES,
+    datetime_to_ns,
+    ns_to_datetime,
+    replay_graph,
+    staged_inputs,
+)
+
+
+@dataclass
+class ReplayResult:
+    out_dir: Path
+    ingest: IngestReport
+    replayed: dict[str, int]
+    wall_seconds: float
+    ingest_seconds: float
+    graph_seconds: float
+    start: dt.datetime
+    end: dt.datetime
+    outputs: dict[str, list[Path]] = field(default_factory=dict)
+    dashboard_url: str | None = None
+
+    @property
+    def events(self) -> int:
+        return sum(self.replayed.values())
+
+    @property
+    def sim_seconds(self) -> float:
+        return (self.end - self.start).total_seconds()
+
+    def reconciles(self) -> bool:
+        totals = self.ingest.totals()
+        return self.ingest.reconciles and all(
+            self.replayed.get(s, 0) == t["accepted"] for s, t in totals.items())
+
+    def summary(self) -> dict:
+        return {
+            "window_utc": [self.start.isoformat(), self.end.isoformat()],
+            "replayed": self.replayed,
+            "events": self.events,
+            "wall_seconds": round(self.wall_seconds, 3),
+            "ingest_seconds": round(self.ingest_seconds, 3),
+            "graph_seconds": round(self.graph_seconds, 3),
+            "multiple_of_real_time": round(self.sim_seconds / self.graph_seconds, 1) if self.graph_seconds else None,
+            "reconciles": self.reconciles(),
+            "ingest": self.ingest.as_dict(),
+            "outputs": {k: [str(p) for p in v] for k, v in self.outputs.items()},
+        }
+
+
+def resolve_sources(config: ReplayConfig, log=print) -> list[SourceFile]:
+    if config.data is None:
+        raise VendorFileError("no data directory given")
+    sources, unknown = discover(config.data)
+    for path in unknown:
+        log(f"  ignored (not a known vendor format): {path}")
+    if not sources:
+        raise VendorFileError(f"{config.data}: no vendor files found (see docs/data-formats.md for what is read)")
+    return sources
+
+
+def run_replay(config: ReplayConfig, sources: list[SourceFile], dashboard=None, control: ReplayControl | None = None,
+               log=print) -> ReplayResult:
+    """Validate and stage ``sources``, replay them through one csp graph, write outputs."""
+    t0 = time.perf_counter()
+    out_dir = Path(config.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    inprogress = out_dir / ".inprogress"
+    if inprogress.exists():  # leftovers of a killed run: never complete files
+        shutil.rmtree(inprogress)
+    for name in list(STREAM_TYPES) + ["replay_clock"]:
+        if (out_dir / name).exists():
+            shutil.rmtree(out_dir / name)
+    start_utc, end_utc = config.window_utc()
+    filt = IngestFilter(
+        symbols=frozenset(config.symbols) if config.symbols is not None else None,
+        underlyings=frozenset(config.underlyings) if config.underlyings is not None else None,
+        kalshi_contracts=frozenset(config.kalshi_contracts) if config.kalshi_contracts is not None else None,
+        start_ns=datetime_to_ns(start_utc) if start_utc else None,
+        end_ns=datetime_to_ns(end_utc) if end_utc else None,
+        size_multiplier=100.0 if config.size_unit == "round_lots" else 1.0,
+    )
+    total_bytes = sum(s.path.stat().st_size for s in sources)
+    log(f"validating {len(sources)} vendor files ({total_bytes / 1e6:,.0f} MB)")
+    bar = tqdm(total=len(sources), unit="file", desc="validate", disable=not config.progress, file=sys.stderr)
+    report = ingest(_with_progress(sources, bar), out_dir / ".staging", out_dir / "quarantine.parquet", filt,
+                    batch_rows=config.batch_rows)
+    bar.close()
+    ingest_seconds = time.perf_counter() - t0
+    if report.first_time_ns is None:
+        raise VendorFileError("no valid rows left to replay in the chosen window")
+    start = start_utc or ns_to_datetime(report.first_time_ns)
+    end = end_utc or ns_to_datetime(report.last_time_ns) + dt.timedelta(microseconds=1)
+
+    speed = config.speed if config.mode == "paced" else 0.0
+    control = control or ReplayControl()
+    progress = None
+    if config.progress:
+        progress = tqdm(total=int((end - start).total_seconds()), unit="sim s", desc="replay", file=sys.stderr,
+                        bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}")
+    sinks: list = []
+
+    @csp.graph
+    def graph():
+        inputs = staged_inputs(report.partitions)
+        replay_graph(inputs, speed, control, str(out_dir), sinks, dashboard, progress, datetime_to_ns(start),
+                     dt.timedelta(seconds=config.clock_seconds), dt.timedelta(minutes=config.part_minutes))
+
+    g0 = time.perf_counter()
+    control.set_state("running")
+    try:
+        csp.run(graph, starttime=start, endtime=end, realtime=False)
+    except BaseException:
+        control.set_state("failed")
+        raise
+    finally:
+        if progress is not None:
+            progress.close()
+    graph_seconds = time.perf_counter() - g0
+    control.set_state("finished")
+    shutil.rmtree(inprogress, ignore_errors=True)
+    shutil.rmtree(out_dir / ".staging", ignore_errors=True)
+    outputs = {s.stream: sorted(s.parts) for s in sinks}
+    replayed = _count_rows(outputs)
+    result = ReplayResult(out_dir, report, {k: v for k, v in replayed.items() if k in STREAM_TYPES},
+                          time.perf_counter() - t0, ingest_seconds, graph_seconds, start, end, outputs)
+    write_report(report, out_dir / "ingest_report.json")
+    _write_json(out_dir / "run_summary.json", result.summary())
+    return result
+
+
+def _with_progress(sources, bar):
+    for s in sources:
+        bar.set_postfix_str(s.path.name, refresh=True)
+        yield s
+        bar.update(1)
+
+
+def _count_rows(outputs: dict[str, list[Path]]) -> dict[str, int]:
+    import pyarrow.parquet as pq
+
+    return {name: sum(pq.ParquetFile(p).metadata.num_rows for p in parts) for name, parts in outputs.items()}
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(payload, indent=2, default=str))
+    os.replace(tmp, path)
+
+
+def format_counts(result: ReplayResult) -> str:
+    """The reconciliation table printed at the end of a run."""
+    lines = [f"{'stream':<14}{'read':>12}{'accepted':>12}{'rejected':>10}{'skipped':>10}{'replayed':>12}  reasons"]
+    for stream, t in sorted(result.ingest.totals().items()):
+        rejected = sum(t["rejected"].values())
+        skipped = sum(t["skipped"].values())
+        reasons = ", ".join(f"{k}={v}" for k, v in sorted({**t["rejected"], **t["skipped"]}.items()))
+        lines.append(f"{stream:<14}{t['read']:>12,}{t['accepted']:>12,}{rejected:>10,}{skipped:>10,}"
+                     f"{result.replayed.get(stream, 0):>12,}  {reasons}")
+    lines.append("counts reconcile: read = accepted + rejected + skipped, replayed = accepted"
+                 if result.reconciles() else "COUNTS DO NOT RECONCILE (see ingest_report.json)")
+    return "\n".join(lines)

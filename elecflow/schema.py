@@ -8,7 +8,6 @@ A live push adapter that produces these same structs can replace any file reader
 changing the graph: nodes see ``ts[EquityQuote]`` and cannot tell where it came from.
 """
 
-from __future__ import annotations
 
 import datetime as dt
 

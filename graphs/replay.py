@@ -207,11 +207,11 @@ def part_names(directory: str, every: dt.timedelta) -> ts[str]:
         return name
 
 
-@csp.graph
-def replay_graph(inputs: ReplayInputs, speed: float, control: object, out_dir: str, sinks: object,
-                 dashboard: object, progress: object, start_ns: int, clock_interval: dt.timedelta,
-                 part_every: dt.timedelta):
-    """Wire one replay: counters and clock, optional pacing, Parquet sinks, dashboard, progress."""
+def replay_graph(inputs: ReplayInputs, speed: float, control: ReplayControl | None, out_dir: str | None,
+                 sinks: list, dashboard, progress, start_ns: int, clock_interval: dt.timedelta,
+                 part_every: dt.timedelta) -> ts[ReplayClock]:
+    """Wire one replay (call inside a csp graph): counters and clock, optional pacing, Parquet
+    sinks (appended to ``sinks``), dashboard, progress bar. Returns the clock edge."""
     clock = replay_clock(inputs.quotes, inputs.trades, inputs.nbbo_1s, inputs.option_quotes, inputs.kalshi_trades,
                          clock_interval, speed)
     if speed > 0:
@@ -229,3 +229,4 @@ def replay_graph(inputs: ReplayInputs, speed: float, control: object, out_dir: s
         dashboard_graph(dashboard, inputs.quotes, inputs.trades, inputs.kalshi_trades, clock)
     if progress is not None:
         progress_bar(clock, progress, start_ns, 0.25)
+    return clock

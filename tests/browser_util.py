@@ -320,6 +320,7 @@ def capture_screenshot(url: str, path: Path, wait_seconds: float) -> None:
 import csp  # noqa: E402  (after the browser helpers, which need no csp)
 from csp import ts  # noqa: E402
 
+from elecflow.graphs.dashboard import dashboard_graph  # noqa: E402
 from elecflow.schema import EquityQuote, EquityTrade, KalshiTrade, ReplayClock  # noqa: E402
 
 _DEMO_SYMBOLS = {
@@ -394,8 +395,6 @@ def demo_feed(
 
 @csp.graph
 def _demo_graph(server: object, interval: dt.timedelta, speed: float, seed: int, throttle_seconds: float):
-    from graphs.dashboard import dashboard_graph
-
     feed = demo_feed(interval, speed, seed)
     dashboard_graph(
         server, csp.unroll(feed.quotes), csp.unroll(feed.trades), csp.unroll(feed.kalshi),
@@ -419,11 +418,11 @@ def run_demo(
 
 
 def _main(argv: list[str]) -> int:
+    from elecflow.adapters.control import ReplayControl
+    from elecflow.adapters.dashboard import DashboardServer
+    from elecflow.graphs.dashboard import create_default_tables
+
     root = Path(__file__).resolve().parents[1]
-    sys.path.insert(0, str(root))
-    from adapters.control import ReplayControl
-    from adapters.dashboard import DashboardServer
-    from graphs.dashboard import create_default_tables
 
     out = Path(argv[0]) if argv else root / "docs" / "img" / "dashboard.png"
     control = ReplayControl()

@@ -64,11 +64,12 @@ log = logging.getLogger(__name__)
 #: ``Request`` oneof field numbers (``client_req``) that only read, in perspective 5.6.1.
 #: Checked by capturing what the 5.6.1 Python client sends for every API call; see
 #: docs/dashboard.md. Everything NOT listed here is refused, including the mutations
-#: make_port=5, make_table=27, table_delete=28, table_remove=31, table_replace=32 (also
-#: ``clear``), table_update=33 and make_join_table=38, and any number a later release adds.
+#: make_table=27, table_delete=28, table_remove=31, table_replace=32 (also ``clear``),
+#: table_update=33 and make_join_table=38, and any number a later release adds.
 READ_REQUEST_FIELDS: Mapping[int, str] = {
     3: "get_features",
     4: "get_hosted_tables",
+    5: "table_make_port",  # viewer.load() asks for an input port id; no data changes
     6: "table_make_view",
     7: "table_schema",
     8: "table_size",
@@ -102,7 +103,6 @@ READ_REQUEST_FIELDS: Mapping[int, str] = {
 
 #: Names of refused request types, only for messages and logs.
 _KNOWN_WRITE_FIELDS: Mapping[int, str] = {
-    5: "table_make_port",
     27: "make_table",
     28: "table_delete",
     31: "table_remove",
@@ -279,10 +279,10 @@ _SECURITY_HEADERS = {
     "Cross-Origin-Resource-Policy": "same-origin",
 }
 
-# The viewer compiles inlined WebAssembly and runs its engine in blob: workers; the page
+# The viewer compiles inlined WebAssembly and imports blob: modules and workers; the page
 # talks only to its own origin (HTTP and websocket), so no other host can be reached.
 _PAGE_CSP = (
-    "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; "
+    "default-src 'self'; script-src 'self' blob: 'wasm-unsafe-eval'; "
     "worker-src 'self' blob:; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
     "font-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
     "form-action 'none'"

@@ -22,7 +22,7 @@ import logging
 import math
 import time
 from collections import deque
-from typing import Any, Callable
+from typing import Any
 
 import csp
 from csp import ts

@@ -413,7 +413,7 @@ def run_demo(
     ``join()``). ``server`` must already have the default tables."""
     return csp.run_on_thread(
         _demo_graph, server, interval, speed, seed, throttle_seconds,
-        starttime=dt.datetime.utcnow(), endtime=dt.timedelta(hours=1), realtime=True, daemon=True,
+        starttime=dt.datetime.now(dt.timezone.utc).replace(tzinfo=None), endtime=dt.timedelta(hours=1), realtime=True, daemon=True,
     )
 
 

@@ -21,6 +21,18 @@ const NY_TIME = {
   fractionalSecondDigits: 3,
   hour12: false,
 };
+// Chart axis ticks use the same column config, so pin them to New York too.
+const NY_CLOCK = {
+  format: "custom",
+  timeZone: NY,
+  year: "disabled",
+  month: "disabled",
+  day: "disabled",
+  hour: "2-digit",
+  minute: "2-digit",
+  second: "disabled",
+  hour12: false,
+};
 const PRICE = { number_format: { minimumFractionDigits: 2, maximumFractionDigits: 4 } };
 const BPS = { number_format: { minimumFractionDigits: 2, maximumFractionDigits: 2 } };
 const SIZE = { number_format: { maximumFractionDigits: 0 } };
@@ -31,6 +43,7 @@ export const LAYOUTS = {
     plugin: "Datagrid",
     columns: ["symbol", "bid", "ask", "mid", "spread_bps", "bid_size", "ask_size", "time"],
     sort: [["symbol", "asc"]],
+    title: "Latest quotes · New York time",
     columns_config: {
       time: { date_format: NY_TIME },
       bid: PRICE, ask: PRICE, mid: PRICE, spread_bps: BPS, bid_size: SIZE, ask_size: SIZE,
@@ -41,27 +54,36 @@ export const LAYOUTS = {
     plugin: "Datagrid",
     columns: ["time", "symbol", "price", "size", "exchange", "is_iso", "condition_mask", "trade_id"],
     sort: [["time", "desc"]],
+    title: "Recent equity trades · newest first",
     columns_config: { time: { date_format: NY_TIME }, price: PRICE, size: SIZE },
     settings: false,
   },
+  // Price over time, one line per contract. "X/Y Line" over raw fills (sorted by time)
+  // rather than "Y Line" grouped by time: its x axis is the `time` column itself, so the
+  // column's date_format (New York) applies to the axis ticks; a "Y Line" axis built from
+  // group_by values is labelled in the browser's own time zone.
   "viewer-kalshi-chart": {
-    plugin: "Y Line",
-    group_by: ["time"],
+    plugin: "X/Y Line",
+    plugin_config: { facet_mode: "overlay", legend_mode: "floating" },
+    columns: ["time", "price"],
     split_by: ["contract"],
-    columns: ["price"],
-    aggregates: { price: "last" },
+    sort: [["time", "asc"]],
+    title: "Kalshi fills · yes price by contract",
+    columns_config: { time: { date_format: NY_CLOCK }, price: PRICE },
     settings: false,
   },
   "viewer-kalshi-grid": {
     plugin: "Datagrid",
     columns: ["time", "contract", "price", "count", "taker_side"],
     sort: [["time", "desc"]],
+    title: "Kalshi fills · newest first",
     columns_config: { time: { date_format: NY_TIME }, price: PRICE },
     settings: false,
   },
   "viewer-clock": {
     plugin: "Datagrid",
     columns: ["time", "state", "speed", "quotes", "trades", "nbbo_1s", "option_quotes", "kalshi_trades"],
+    title: "Replay clock · engine time in New York · events per stream",
     columns_config: { time: { date_format: NY_TIME } },
     settings: false,
   },
@@ -151,11 +173,13 @@ async function watchTable(table, name) {
   const refresh = async () => {
     status.rows[name] = await view.num_rows();
   };
-  await refresh();
+  // Subscribe first, then read: requests on one connection are handled in order, so no
+  // update can fall between the read and the subscription.
   await view.on_update(async () => {
     status.updates[name] += 1;
     await refresh();
   });
+  await refresh();
 }
 
 function renderClock(row) {
@@ -178,8 +202,47 @@ function renderClock(row) {
 async function watchClock(table) {
   const view = await table.view();
   const refresh = async () => renderClock((await view.to_json())[0]);
-  await refresh();
   await view.on_update(refresh);
+  await refresh();
+}
+
+// "X/Y Line" draws no legend for split_by series in 5.6, so the page draws one: series
+// follow the view's split order and take the theme's --psp-charts--series-N--color.
+let legendKey = "";
+async function renderLegend(viewer, box) {
+  const view = await viewer.getView();
+  const paths = await view.column_paths();
+  // 5.6 returns [[split values...], [column names...]]; older releases "split|column".
+  const splits = Array.isArray(paths[0]) ? paths[0] : paths.map((p) => p.split("|")[0]);
+  const names = [...new Set(splits)];
+  const key = names.join("\n");
+  if (key === legendKey) return;
+  legendKey = key;
+  const style = getComputedStyle(viewer);
+  const palette = [];
+  for (let i = 1; i <= 64; i++) {
+    const color = style.getPropertyValue(`--psp-charts--series-${i}--color`).trim();
+    if (!color) break;
+    palette.push(color);
+  }
+  box.replaceChildren(...names.map((name, i) => {
+    const item = document.createElement("div");
+    const swatch = document.createElement("i");
+    swatch.style.background = palette.length ? palette[i % palette.length] : "currentColor";
+    item.append(swatch, name);
+    return item;
+  }));
+}
+
+async function watchLegend(table) {
+  const viewer = $("viewer-kalshi-chart");
+  const box = $("kalshi-legend");
+  if (!viewer || !box) return;
+  const refresh = () => renderLegend(viewer, box).catch((e) => recordError(e?.message || e));
+  const view = await table.view({ group_by: ["contract"], columns: [] });
+  await view.on_update(refresh);
+  await refresh();
+  viewer.addEventListener("perspective-config-update", () => { legendKey = ""; refresh(); });
 }
 
 // Replay state banner and Pause/Resume.
@@ -239,11 +302,14 @@ async function main() {
       }));
       return;
     }
-    await viewer.load(table);
-    await viewer.restore(LAYOUTS[viewer.id]);
+    // perspective 5.6: load the client, then name the table in the layout (the older
+    // `viewer.load(table)` still works but logs a deprecation warning).
+    await viewer.load(client);
+    await viewer.restore({ table: viewer.dataset.table, ...LAYOUTS[viewer.id] });
   }));
   for (const name of Object.keys(tables)) await watchTable(await tables[name], name);
   if (tables.replay_clock) await watchClock(await tables.replay_clock);
+  if (tables.kalshi) await watchLegend(await tables.kalshi);
   status.ready = true;
 }
 

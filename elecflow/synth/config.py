@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from elecflow.synth.probability import ClockSpec
 from elecflow.universe import INSTRUMENTS
 
 DEFAULT_SEED = 20241105
@@ -62,15 +63,18 @@ class SyntheticDayConfig(BaseModel):
     end_et: dt.datetime = Field(FULL_END_ET, description="window end (exclusive), New York time (<= 2024-11-06 06:00)")
     # ---- election probability (see elecflow.synth.probability)
     p_start: float = Field(0.58, gt=0.0, lt=1.0, description="true Trump-wins probability at 2024-11-05 00:00 ET")
-    info_jump_share: float = Field(0.45, ge=0.0, lt=1.0, description="share of total information variance in news jumps")
-    info_terminal_share: float = Field(0.04, gt=0.0, lt=1.0,
+    info_jump_share: float = Field(ClockSpec.jump_share, ge=0.0, lt=1.0,
+                                   description="share of total information variance in news jumps")
+    info_terminal_share: float = Field(ClockSpec.terminal_share, gt=0.0, lt=1.0,
                                        description="share of information still unrevealed at 2024-11-06 06:00 ET")
-    info_clock_scale_hours: float = Field(2.0, gt=0.0, description="h in the clock speed eps + (h/(T_R - t + h))^2")
-    info_clock_floor: float = Field(0.004, ge=0.0, description="eps in the clock speed eps + (h/(T_R - t + h))^2")
+    info_clock_scale_hours: float = Field(ClockSpec.scale_hours, gt=0.0,
+                                          description="h in the clock speed eps + (h/(T_R - t + h))^2")
+    info_clock_floor: float = Field(ClockSpec.floor, ge=0.0,
+                                    description="eps in the clock speed eps + (h/(T_R - t + h))^2")
     # ---- equities
     intensity_scale: float = Field(1.0, gt=0.0, le=50.0, description="scales equity quote and trade arrival rates")
     informed_base: float = Field(0.04, ge=0.0, le=1.0, description="share of informed prints when quotes are on target")
-    informed_gap: float = Field(0.5, ge=0.0, le=1.0,
+    informed_gap: float = Field(0.3, ge=0.0, le=1.0,
                                 description="extra informed share when |efficient - quoted| >= a half-spread")
     iso_prob_informed: float = Field(0.45, ge=0.0, le=1.0, description="P(ISO | informed print)")
     iso_prob_uninformed: float = Field(0.05, ge=0.0, le=1.0, description="P(ISO | uninformed print)")

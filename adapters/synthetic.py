@@ -1,0 +1,417 @@
+"""Writer of the synthetic Election Day in the vendors' own file formats, plus ground truth.
+
+:func:`write_synthetic_day` generates the day (:func:`elecflow.synth.day.generate_day`)
+and writes, under ``out_dir`` (docs/synthetic-day.md, "Files")::
+
+    polygon/us_stocks_sip/quotes_v1/2024/11/2024-11-05.csv.gz   polygon_quotes
+    polygon/us_stocks_sip/trades_v1/2024/11/2024-11-05.csv.gz   polygon_trades
+    nbbo_1s/2024-11-05.parquet                                  nbbo_1s
+    thetadata/<ROOT>_20241115_20241105.csv | .parquet           thetadata_raw | thetadata_formatted
+    kalshi/trade_data_YYYY-MM-DD.json | trades_PRES-2024.json   kalshi_daily_report | kalshi_rest
+    ground_truth/*.parquet, params.json
+    manifest.json
+
+Every file is written to a temporary name in its directory and renamed into place, so a
+killed run leaves only whole files. Output is byte-identical for equal configurations.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import json
+import os
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from elecflow.synth.config import SyntheticDayConfig
+from elecflow.synth.day import DAY, SyntheticDay, generate_day, progress_units
+from elecflow.synth.defects import REASONS_BY_STREAM
+from elecflow.synth.kalshi import CONTRACTS
+from elecflow.universe import get as get_instrument
+
+POLYGON_QUOTE_COLUMNS = ("ticker", "ask_exchange", "ask_price", "ask_size", "bid_exchange", "bid_price", "bid_size",
+                         "conditions", "indicators", "participant_timestamp", "sequence_number", "sip_timestamp",
+                         "tape", "trf_timestamp")
+POLYGON_TRADE_COLUMNS = ("ticker", "conditions", "correction", "exchange", "id", "participant_timestamp", "price",
+                         "sequence_number", "sip_timestamp", "size", "tape", "trf_id", "trf_timestamp")
+THETADATA_RAW_COLUMNS = ("root", "exp", "strike", "right", "date", "ms_of_day", "bid_size", "bid_exchange", "bid",
+                         "bid_condition", "ask_size", "ask_exchange", "ask", "ask_condition")
+STREAMS = ("quotes", "trades", "nbbo_1s", "option_quotes", "kalshi_trades")
+QUOTES_PATH = "polygon/us_stocks_sip/quotes_v1/2024/11/2024-11-05.csv.gz"
+TRADES_PATH = "polygon/us_stocks_sip/trades_v1/2024/11/2024-11-05.csv.gz"
+NBBO_PATH = "nbbo_1s/2024-11-05.parquet"
+KALSHI_REST_PATH = "kalshi/trades_PRES-2024.json"
+PARQUET_COMPRESSION = "zstd"
+# CSV cells holding commas are written with these placeholders and fixed up afterwards
+# (pyarrow's CSV writer would otherwise quote every string, header included).
+_COMMA, _QUOTE = "\x1f", "\x1e"
+
+
+# --------------------------------------------------------------------------- atomic writes
+
+
+def _tmp(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file in the same directory and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp(path)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_parquet_atomic(table: pa.Table, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp(path)
+    try:
+        pq.write_table(table, tmp, compression=PARQUET_COMPRESSION)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_json_atomic(obj, path: Path) -> None:
+    write_bytes_atomic(path, (json.dumps(obj, indent=1, sort_keys=False) + "\n").encode())
+
+
+# --------------------------------------------------------------------------- CSV
+
+
+def _csv_bytes(table: pa.Table) -> bytes:
+    """Header + rows, unquoted; cells prepared with placeholders get their quotes back."""
+    buf = pa.BufferOutputStream()
+    pacsv.write_csv(table, buf, pacsv.WriteOptions(include_header=False, quoting_style="none", batch_size=1 << 16))
+    body = buf.getvalue().to_pybytes()
+    if _COMMA.encode() in body:
+        body = body.replace(_QUOTE.encode(), b'"').replace(_COMMA.encode(), b",")
+    return (",".join(table.column_names) + "\n").encode() + body
+
+
+def _gzip(data: bytes, level: int) -> bytes:
+    return gzip.compress(data, compresslevel=level, mtime=0)  # mtime 0: reproducible bytes
+
+
+def _id_list_text(texts: np.ndarray) -> pa.Array:
+    """Condition-id lists as CSV cells: ``""`` -> empty, ``"12,37"`` -> quoted."""
+    uniq, inv = np.unique(texts.astype(str), return_inverse=True)
+    cells = np.array([None if u == "" else (f"{_QUOTE}{u.replace(',', _COMMA)}{_QUOTE}" if "," in u else u)
+                      for u in uniq], dtype=object)
+    return pa.array(cells[inv], pa.string())
+
+
+def _nullable(values: np.ndarray) -> pa.Array:
+    return pa.array(values, pa.int64(), mask=values < 0)
+
+
+def _tickers(index: np.ndarray, names: list[str]) -> pa.Array:
+    return pa.DictionaryArray.from_arrays(pa.array(index.astype(np.int32)), pa.array(names)).cast(pa.string())
+
+
+def polygon_quotes_table(cols: dict, tickers: list[str]) -> pa.Table:
+    n = cols["sip_timestamp"].size
+    data = {
+        "ticker": _tickers(cols["ticker"], tickers),
+        "ask_exchange": cols["ask_exchange"], "ask_price": cols["ask_price"], "ask_size": cols["ask_size"],
+        "bid_exchange": cols["bid_exchange"], "bid_price": cols["bid_price"], "bid_size": cols["bid_size"],
+        "conditions": pa.nulls(n, pa.string()), "indicators": pa.nulls(n, pa.string()),
+        "participant_timestamp": cols["participant_timestamp"], "sequence_number": cols["sequence_number"],
+        "sip_timestamp": cols["sip_timestamp"], "tape": cols["tape"], "trf_timestamp": pa.nulls(n, pa.int64()),
+    }
+    return pa.table({c: data[c] for c in POLYGON_QUOTE_COLUMNS})
+
+
+def polygon_trades_table(cols: dict, tickers: list[str]) -> pa.Table:
+    data = {
+        "ticker": _tickers(cols["ticker"], tickers), "conditions": _id_list_text(cols["conditions"]),
+        "correction": cols["correction"], "exchange": cols["exchange"], "id": cols["id"],
+        "participant_timestamp": cols["participant_timestamp"], "price": cols["price"],
+        "sequence_number": cols["sequence_number"], "sip_timestamp": cols["sip_timestamp"], "size": cols["size"],
+        "tape": cols["tape"], "trf_id": _nullable(cols["trf_id"]), "trf_timestamp": _nullable(cols["trf_timestamp"]),
+    }
+    return pa.table({c: data[c] for c in POLYGON_TRADE_COLUMNS})
+
+
+def write_polygon_csv(table: pa.Table, path: Path, gzip_level: int = 3) -> int:
+    """A Polygon flat file (gzip CSV with header). Returns the number of data rows."""
+    write_bytes_atomic(path, _gzip(_csv_bytes(table), gzip_level))
+    return table.num_rows
+
+
+# --------------------------------------------------------------------------- ThetaData
+
+
+def thetadata_raw_table(cols: dict) -> pa.Table:
+    return pa.table({c: cols[c] for c in THETADATA_RAW_COLUMNS})
+
+
+def thetadata_formatted_table(cols: dict, underlying: str, expiry: dt.date) -> pa.Table:
+    """The public project's formatted variant: OCC symbol, New York local timestamp, dollars."""
+    n = cols["strike"].size
+    yymmdd = expiry.strftime("%y%m%d")
+    root = get_instrument(underlying).option_root
+    strike_txt = np.char.zfill(cols["strike"].astype(str), 8)
+    symbol = np.char.add(np.char.add(f"{root}{yymmdd}", cols["right"].astype(str)), strike_txt)
+    local_ms = (np.datetime64(DAY, "ms").astype(np.int64) + cols["ms_of_day"]).astype("datetime64[ms]")
+    return pa.table({
+        "symbol": pa.array(symbol.astype(object), pa.string()),
+        "timestamp": pa.array(local_ms, pa.timestamp("ms")),
+        "underlying": pa.array([underlying] * n, pa.string()),
+        "expiration": pa.array([expiry] * n, pa.date32()),
+        "strike": cols["strike"] / 1000.0,
+        "right": pa.array(cols["right"], pa.string()),
+        "bid": cols["bid"], "ask": cols["ask"],
+        "bid_size": cols["bid_size"], "ask_size": cols["ask_size"],
+        "bid_exchange": cols["bid_exchange"], "ask_exchange": cols["ask_exchange"],
+    })
+
+
+def thetadata_filename(root: str, expiry: dt.date, fmt: str) -> str:
+    ext = "csv" if fmt == "raw" else "parquet"
+    return f"thetadata/{root}_{expiry:%Y%m%d}_{DAY:%Y%m%d}.{ext}"
+
+
+# --------------------------------------------------------------------------- Kalshi
+
+
+def _iso_z(ns: np.ndarray) -> np.ndarray:
+    """UTC ns -> ``2024-11-05T14:32:10.123456Z`` (always six fractional digits)."""
+    if ns.size == 0:
+        return np.zeros(0, dtype=object)
+    text = np.datetime_as_string(np.asarray(ns, dtype=np.int64).astype("datetime64[ns]").astype("datetime64[us]"),
+                                 unit="us")
+    return np.char.add(text, "Z").astype(object)
+
+
+def kalshi_records(day: SyntheticDay, fmt: str) -> tuple[list[dict], np.ndarray, list[int]]:
+    """All Kalshi records (clean and bad) sorted by time, their times, and each bad record's index.
+
+    ``fmt`` is ``"daily_report"`` or ``"rest"``.
+    """
+    k = day.kalshi
+    ts = _iso_z(k.time_ns)
+    names = np.array(CONTRACTS, dtype=object)[k.contract]
+    recs: list[dict] = []
+    if fmt == "daily_report":
+        for i in range(k.time_ns.size):
+            recs.append({"ticker_name": names[i], "create_ts": ts[i], "contracts_traded": int(k.count[i]),
+                         "price": int(k.price[i])})
+    else:
+        for i in range(k.time_ns.size):
+            yes = int(k.price[i])
+            recs.append({"trade_id": k.trade_id[i], "ticker": names[i], "count": int(k.count[i]), "yes_price": yes,
+                         "no_price": 100 - yes, "taker_side": "yes" if k.taker_yes[i] else "no",
+                         "created_time": ts[i]})
+    times = list(k.time_ns.astype(np.int64))
+    for bad in day.kalshi_bad:
+        times.append(bad["time_ns"])
+        recs.append(_bad_kalshi_record(bad, fmt))
+    times = np.array(times, dtype=np.int64)
+    order = np.argsort(times, kind="stable")
+    position = np.empty(order.size, dtype=np.int64)
+    position[order] = np.arange(order.size)
+    bad_index = [int(position[k.time_ns.size + j]) for j in range(len(day.kalshi_bad))]
+    return [recs[i] for i in order], times[order], bad_index
+
+
+def _bad_kalshi_record(bad: dict, fmt: str) -> dict:
+    ts = _iso_z(np.array([bad["time_ns"]]))[0]
+    price = {"missing_price": None, "string_price": "n/a", "price_zero": 0, "price_hundred": 100}[bad["variant"]]
+    if fmt == "daily_report":
+        rec = {"ticker_name": bad["contract"], "create_ts": ts, "contracts_traded": bad["count"]}
+        if bad["variant"] != "missing_price":
+            rec["price"] = price
+        return rec
+    rec = {"trade_id": bad["trade_id"], "ticker": bad["contract"], "count": bad["count"]}
+    if bad["variant"] != "missing_price":
+        rec["yes_price"] = price
+    hint = bad["price_hint"]
+    rec["no_price"] = 100 - price if isinstance(price, int) else 100 - hint
+    rec["taker_side"] = "yes"
+    rec["created_time"] = ts
+    return rec
+
+
+def _json_array_bytes(records: list) -> bytes:
+    """A JSON array, one record per line."""
+    if not records:
+        return b"[]\n"
+    return ("[\n" + ",\n".join(json.dumps(r, separators=(", ", ": ")) for r in records) + "\n]\n").encode()
+
+
+def write_kalshi_daily_reports(day: SyntheticDay, out_dir: Path) -> list[tuple[str, int, list[tuple[int, int]]]]:
+    """``kalshi/trade_data_YYYY-MM-DD.json``, one per UTC date the window touches.
+
+    Returns ``(relative path, rows, [(bad record number, row in file)])`` per file.
+    """
+    recs, times, bad_index = kalshi_records(day, "daily_report")
+    w0, w1 = day.window_ns
+    first = np.datetime64(w0, "ns").astype("datetime64[D]")
+    last = np.datetime64(w1 - 1, "ns").astype("datetime64[D]")
+    dates = times.astype("datetime64[ns]").astype("datetime64[D]")
+    out = []
+    d = first
+    while d <= last:
+        sel = np.flatnonzero(dates == d)
+        rel = f"kalshi/trade_data_{d}.json"
+        write_bytes_atomic(out_dir / rel, _json_array_bytes([recs[i] for i in sel]))
+        start = int(sel[0]) if sel.size else 0
+        bad_rows = [(j, b - start) for j, b in enumerate(bad_index) if sel.size and sel[0] <= b <= sel[-1]]
+        out.append((rel, int(sel.size), bad_rows))
+        d = d + np.timedelta64(1, "D")
+    return out
+
+
+def write_kalshi_rest(day: SyntheticDay, out_dir: Path) -> tuple[str, int, list[tuple[int, int]]]:
+    """``kalshi/trades_PRES-2024.json``: ``{"trades": [...], "cursor": ""}``, ascending ``created_time``."""
+    recs, _, bad_index = kalshi_records(day, "rest")
+    body = _json_array_bytes(recs).decode().rstrip("\n")
+    write_bytes_atomic(out_dir / KALSHI_REST_PATH, ('{"trades": ' + body + ', "cursor": ""}\n').encode())
+    return KALSHI_REST_PATH, len(recs), list(enumerate(bad_index))
+
+
+# --------------------------------------------------------------------------- the day
+
+
+def write_synthetic_day(config: SyntheticDayConfig, out_dir: Path, progress: bool = True) -> dict:
+    """Generate the day of ``config`` and write every vendor file, ground truth and manifest.
+
+    Returns the manifest (also written as ``out_dir/manifest.json``).
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    n_files = 3 + len(config.option_underlyings) + 1 + (6 if config.write_ground_truth else 0) + 1
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=progress_units(config) + n_files, desc="synthetic day", unit="step")
+
+    def tick(name: str) -> None:
+        if bar is not None:
+            bar.set_postfix_str(name, refresh=False)
+            bar.update(1)
+
+    try:
+        day = generate_day(config, tick)
+        manifest = _write_all(day, out_dir, tick)
+    finally:
+        if bar is not None:
+            bar.close()
+    return manifest
+
+
+def _write_all(day: SyntheticDay, out_dir: Path, tick: Callable[[str], None]) -> dict:
+    cfg = day.config
+    previous = _previous_files(out_dir)
+    files: list[dict] = []
+    defect_rows: list[dict] = []
+
+    # ---- Polygon
+    n = write_polygon_csv(polygon_quotes_table(day.quotes, day.tickers), out_dir / QUOTES_PATH, cfg.gzip_level)
+    files.append({"path": QUOTES_PATH, "format": "polygon_quotes", "rows": n})
+    tick("quotes file")
+    n = write_polygon_csv(polygon_trades_table(day.trades, day.tickers), out_dir / TRADES_PATH, cfg.gzip_level)
+    files.append({"path": TRADES_PATH, "format": "polygon_trades", "rows": n})
+    tick("trades file")
+    for entry in day.defects:
+        if entry["stream"] in ("quotes", "trades"):
+            defect_rows.append({**entry, "path": QUOTES_PATH if entry["stream"] == "quotes" else TRADES_PATH})
+    write_parquet_atomic(day.nbbo, out_dir / NBBO_PATH)
+    files.append({"path": NBBO_PATH, "format": "nbbo_1s", "rows": day.nbbo.num_rows})
+    tick("nbbo file")
+
+    # ---- ThetaData
+    fmt = "thetadata_raw" if cfg.option_format == "raw" else "thetadata_formatted"
+    for sym, cols in day.options.items():
+        rel = thetadata_filename(get_instrument(sym).option_root, cfg.option_expiry, cfg.option_format)
+        if cfg.option_format == "raw":
+            write_bytes_atomic(out_dir / rel, _csv_bytes(thetadata_raw_table(cols)))
+        else:
+            write_parquet_atomic(thetadata_formatted_table(cols, sym, cfg.option_expiry), out_dir / rel)
+        files.append({"path": rel, "format": fmt, "rows": int(cols["strike"].size)})
+        for entry in day.defects:
+            if entry["stream"] == "option_quotes" and entry["underlying"] == sym:
+                defect_rows.append({**entry, "path": rel})
+        tick(f"options file {sym}")
+
+    # ---- Kalshi
+    bad = day.kalshi_bad
+    if cfg.kalshi_format == "daily_report":
+        for rel, rows, bad_rows in write_kalshi_daily_reports(day, out_dir):
+            files.append({"path": rel, "format": "kalshi_daily_report", "rows": rows})
+            defect_rows += [{**_public(bad[j]), "path": rel, "row": r} for j, r in bad_rows]
+    else:
+        rel, rows, bad_rows = write_kalshi_rest(day, out_dir)
+        files.append({"path": rel, "format": "kalshi_rest", "rows": rows})
+        defect_rows += [{**_public(bad[j]), "path": rel, "row": r} for j, r in bad_rows]
+    tick("kalshi files")
+
+    # ---- ground truth
+    truth_files = []
+    if cfg.write_ground_truth:
+        for name, table in (("probability", day.probability_table()),
+                            ("efficient_prices", day.efficient_prices_table()),
+                            ("factors", day.factors_table()),
+                            ("trades_truth", day.trades_truth_table()),
+                            ("kalshi_truth", day.kalshi_truth_table()),
+                            ("options_truth", day.options_truth_table())):
+            rel = f"ground_truth/{name}.parquet"
+            write_parquet_atomic(table, out_dir / rel)
+            truth_files.append({"path": rel, "rows": table.num_rows})
+            tick(name)
+        write_json_atomic(day.params, out_dir / "ground_truth/params.json")
+        truth_files.append({"path": "ground_truth/params.json", "rows": None})
+
+    defects = {s: dict(day.params["defects"].get(s, {})) for s in STREAMS}
+    manifest = {
+        "seed": cfg.seed,
+        "generated_with": cfg.model_dump(mode="json"),
+        "files": files,
+        "defects": defects,
+        "clean_rows": {s: int(day.clean_rows[s]) for s in STREAMS},
+        "ground_truth_files": truth_files,
+        "defect_rows": defect_rows,
+        "reasons_by_stream": {s: list(REASONS_BY_STREAM[s]) for s in STREAMS},
+    }
+    _remove_stale(out_dir, previous, {f["path"] for f in files} | {f["path"] for f in truth_files})
+    write_json_atomic(manifest, out_dir / "manifest.json")
+    tick("manifest")
+    return manifest
+
+
+def _public(entry: dict) -> dict:
+    return {k: v for k, v in entry.items() if k != "price_hint"}
+
+
+def _previous_files(out_dir: Path) -> set[str]:
+    """Files listed by a manifest already in ``out_dir`` (a previous generation)."""
+    path = out_dir / "manifest.json"
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return set()
+    paths = {f.get("path") for f in old.get("files", [])} | {f.get("path") for f in old.get("ground_truth_files", [])}
+    return {p for p in paths if isinstance(p, str)}
+
+
+def _remove_stale(out_dir: Path, previous: set[str], current: set[str]) -> None:
+    """Delete files a previous generation wrote here that this one did not (only those)."""
+    root = out_dir.resolve()
+    for rel in sorted(previous - current):
+        path = (out_dir / rel).resolve()
+        if root in path.parents and path.is_file():
+            path.unlink()

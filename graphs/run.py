@@ -18,8 +18,8 @@ import csp
 from tqdm import tqdm
 
 from elecflow.adapters.control import ReplayControl
-from elecflow.adapters.ingest import IngestFilter, IngestReport, ingest, write_report
-from elecflow.adapters.vendors import SourceFile, VendorFileError, discover
+from elecflow.adapters.ingest import IngestFilter, IngestReport, RollingParquetArchive, ingest, write_report
+from elecflow.adapters.vendors import CANONICAL_SCHEMAS, SourceFile, VendorFileError, discover
 from elecflow.config import ReplayConfig
 from elecflow.graphs.replay import (
     STREAM_TYPES,
@@ -122,10 +122,12 @@ def run_replay(config: ReplayConfig, sources: list[SourceFile], dashboard=None, 
         progress = tqdm(total=int((end - start).total_seconds()), unit="sim s", desc="replay", file=sys.stderr,
                         bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}")
     sinks: list = []
+    part_ns = int(config.part_minutes * 60 * 1e9)
+    archives = {name: RollingParquetArchive(out_dir, name, CANONICAL_SCHEMAS[name], part_ns) for name in STREAM_TYPES}
 
     @csp.graph
     def graph():
-        inputs = staged_inputs(report.partitions)
+        inputs = staged_inputs(report.partitions, archives)
         replay_graph(inputs, speed, control, str(out_dir), sinks, dashboard, progress, datetime_to_ns(start),
                      dt.timedelta(seconds=config.clock_seconds), dt.timedelta(minutes=config.part_minutes))
 
@@ -140,10 +142,13 @@ def run_replay(config: ReplayConfig, sources: list[SourceFile], dashboard=None, 
         if progress is not None:
             progress.close()
     graph_seconds = time.perf_counter() - g0
+    for archive in archives.values():
+        archive.close()
     control.set_state("finished")
     shutil.rmtree(inprogress, ignore_errors=True)
     shutil.rmtree(out_dir / ".staging", ignore_errors=True)
-    outputs = {s.stream: sorted(s.parts) for s in sinks}
+    outputs = {name: archive.parts for name, archive in archives.items()}
+    outputs.update({s.stream: sorted(s.parts) for s in sinks})
     replayed = _count_rows(outputs)
     result = ReplayResult(out_dir, report, {k: v for k, v in replayed.items() if k in STREAM_TYPES},
                           time.perf_counter() - t0, ingest_seconds, graph_seconds, start, end, outputs)

@@ -182,6 +182,11 @@ class RawRows:
 # Sniffing and discovery
 # --------------------------------------------------------------------------------------
 
+# CSV is parsed in blocks of this many bytes (~12k Polygon rows). Measured on the default day
+# and on a 2.5x denser one: peak memory of validating the quotes file stayed at ~210 MB for
+# both with 1 MiB blocks, against 480 and 715 MB with 16 MiB blocks, at the same speed.
+CSV_BLOCK_BYTES = 1 << 20
+
 _DATA_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".json", ".jsonl", ".json.gz")
 
 
@@ -297,7 +302,7 @@ def _raw_batches(path: Path, batch_rows: int) -> Iterator[pa.RecordBatch]:
     # CSV: every column as text, converted column by column afterwards, so a single bad
     # value quarantines its row instead of aborting the whole file.
     header = file_columns(path)
-    read_opts = pacsv.ReadOptions(block_size=1 << 24, use_threads=True)
+    read_opts = pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES, use_threads=True)
     convert = pacsv.ConvertOptions(column_types={c: pa.string() for c in header}, strings_can_be_null=True,
                                    quoted_strings_can_be_null=True)
     try:

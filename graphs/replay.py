@@ -1,4 +1,4 @@
-"""The replay graph: staged canonical streams -> csp structs -> sinks.
+"""The replay graph: canonical event files -> csp structs -> clock, pacing, sinks, dashboard.
 
 Engine time is always event time: the graph runs in csp simulation mode, and a pacing node
 (:func:`pace`) sleeps so that event time advances at N times wall time when a speed is set.
@@ -21,7 +21,6 @@ from csp import ts
 from csp.adapters.parquet import ParquetOutputConfig, ParquetReader, ParquetWriter
 
 from elecflow.adapters.control import ReplayControl
-from elecflow.adapters.ingest import RollingParquetArchive, merged_tables, prefetched
 from elecflow.schema import EquityQuote, EquityTrade, KalshiTrade, Nbbo1s, OptionQuote, ReplayClock
 
 STREAM_TYPES = {
@@ -58,37 +57,21 @@ class ReplayInputs:
     kalshi_trades: ts[KalshiTrade]
 
 
-def staged_stream(paths: list[Path], typ: type, archive: RollingParquetArchive | None = None,
-                  batch_rows: int = 200_000):
-    """A ``ts[typ]`` read from staged partitions in time order (C++ struct building).
+def canonical_stream(files: list[Path], typ: type):
+    """A ``ts[typ]`` read from time-ordered canonical Parquet files by csp's native reader.
 
-    ``archive`` (optional) receives every table as it is handed to csp: the replayed events
-    are written to Parquet in bulk rather than struct by struct.
+    csp builds the structs in C++ with no Python per event. (Its in-memory-table mode was
+    measured to retain memory in proportion to the rows read, so we hand it files.)
     """
-    if not paths:
+    if not files:
         return csp.null_ts(typ)
-    paths = [Path(p) for p in paths]
-
-    def archived(tables):
-        for table in tables:
-            if archive is not None:
-                archive.write(table)
-            yield table
-
-    def tables(starttime, endtime):
-        # rows outside the window were skipped at ingest already; merging and archiving run
-        # one step ahead on another thread while the engine consumes
-        return prefetched(archived(merged_tables(paths, batch_rows=batch_rows)))
-
-    reader = ParquetReader(tables, time_column="time", read_from_memory_tables=True)
+    reader = ParquetReader([str(f) for f in files], time_column="time")
     return reader.subscribe_all(typ)
 
 
-def staged_inputs(partitions: dict[str, list[Path]], archives: dict[str, RollingParquetArchive] | None = None
-                  ) -> ReplayInputs:
-    archives = archives or {}
-    return ReplayInputs(**{name: staged_stream(partitions.get(name, []), typ, archives.get(name))
-                           for name, typ in STREAM_TYPES.items()})
+def canonical_inputs(files: dict[str, list[Path]]) -> ReplayInputs:
+    """The replay's source edges from the canonical event files of each stream."""
+    return ReplayInputs(**{name: canonical_stream(files.get(name, []), typ) for name, typ in STREAM_TYPES.items()})
 
 
 @csp.node
@@ -227,7 +210,7 @@ def replay_graph(inputs: ReplayInputs, speed: float, control: ReplayControl | No
         pace(inputs.quotes, inputs.trades, inputs.nbbo_1s, inputs.option_quotes, inputs.kalshi_trades, clock, speed,
              control)
     if out_dir:
-        # the replayed events themselves are archived at the source (staged_inputs);
+        # the replayed events themselves are already on disk (they are the graph's input files);
         # computed streams are written from the graph
         sink = AtomicParquetSink(Path(out_dir), "replay_clock", part_every)
         sinks.append(sink)

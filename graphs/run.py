@@ -15,18 +15,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import csp
+import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from elecflow.adapters.control import ReplayControl
-from elecflow.adapters.ingest import IngestFilter, IngestReport, RollingParquetArchive, ingest, write_report
-from elecflow.adapters.vendors import CANONICAL_SCHEMAS, SourceFile, VendorFileError, discover
+from elecflow.adapters.ingest import IngestFilter, IngestReport, ingest, write_canonical_events, write_report
+from elecflow.adapters.vendors import SourceFile, VendorFileError, discover
 from elecflow.config import ReplayConfig
 from elecflow.graphs.replay import (
     STREAM_TYPES,
     datetime_to_ns,
     ns_to_datetime,
+    canonical_inputs,
     replay_graph,
-    staged_inputs,
 )
 
 
@@ -34,14 +35,15 @@ from elecflow.graphs.replay import (
 class ReplayResult:
     out_dir: Path
     ingest: IngestReport
-    replayed: dict[str, int]
+    replayed: dict[str, int]  # events the graph saw per stream (its replay_clock's final counts)
     wall_seconds: float
-    ingest_seconds: float
-    graph_seconds: float
+    ingest_seconds: float  # validating and staging the vendor files
+    prepare_seconds: float  # ingest + merging into time-ordered canonical event files
+    graph_seconds: float  # the csp run
     start: dt.datetime
     end: dt.datetime
     outputs: dict[str, list[Path]] = field(default_factory=dict)
-    dashboard_url: str | None = None
+    written: dict[str, int] = field(default_factory=dict)  # rows in the canonical event outputs
 
     @property
     def events(self) -> int:
@@ -54,7 +56,7 @@ class ReplayResult:
     def reconciles(self) -> bool:
         totals = self.ingest.totals()
         return self.ingest.reconciles and all(
-            self.replayed.get(s, 0) == t["accepted"] for s, t in totals.items())
+            self.replayed.get(s, 0) == t["accepted"] == self.written.get(s, 0) for s, t in totals.items())
 
     def summary(self) -> dict:
         return {
@@ -63,6 +65,7 @@ class ReplayResult:
             "events": self.events,
             "wall_seconds": round(self.wall_seconds, 3),
             "ingest_seconds": round(self.ingest_seconds, 3),
+            "prepare_seconds": round(self.prepare_seconds, 3),
             "graph_seconds": round(self.graph_seconds, 3),
             "multiple_of_real_time": round(self.sim_seconds / self.graph_seconds, 1) if self.graph_seconds else None,
             "reconciles": self.reconciles(),
@@ -121,13 +124,17 @@ def run_replay(config: ReplayConfig, sources: list[SourceFile], dashboard=None, 
     if config.progress:
         progress = tqdm(total=int((end - start).total_seconds()), unit="sim s", desc="replay", file=sys.stderr,
                         bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}")
-    sinks: list = []
+    # The accepted events, merged into time order, are both an output (the validated canonical
+    # events, one Parquet part per hour) and the graph's input files.
     part_ns = int(config.part_minutes * 60 * 1e9)
-    archives = {name: RollingParquetArchive(out_dir, name, CANONICAL_SCHEMAS[name], part_ns) for name in STREAM_TYPES}
+    events = write_canonical_events(report.partitions, out_dir, part_ns)
+    shutil.rmtree(out_dir / ".staging", ignore_errors=True)
+    prepare_seconds = time.perf_counter() - t0
+    sinks: list = []
 
     @csp.graph
     def graph():
-        inputs = staged_inputs(report.partitions, archives)
+        inputs = canonical_inputs(events)
         replay_graph(inputs, speed, control, str(out_dir), sinks, dashboard, progress, datetime_to_ns(start),
                      dt.timedelta(seconds=config.clock_seconds), dt.timedelta(minutes=config.part_minutes))
 
@@ -142,16 +149,17 @@ def run_replay(config: ReplayConfig, sources: list[SourceFile], dashboard=None, 
         if progress is not None:
             progress.close()
     graph_seconds = time.perf_counter() - g0
-    for archive in archives.values():
-        archive.close()
     control.set_state("finished")
     shutil.rmtree(inprogress, ignore_errors=True)
-    shutil.rmtree(out_dir / ".staging", ignore_errors=True)
-    outputs = {name: archive.parts for name, archive in archives.items()}
+    outputs = dict(events)
     outputs.update({s.stream: sorted(s.parts) for s in sinks})
     replayed = _count_rows(outputs)
-    result = ReplayResult(out_dir, report, {k: v for k, v in replayed.items() if k in STREAM_TYPES},
-                          time.perf_counter() - t0, ingest_seconds, graph_seconds, start, end, outputs)
+    clock_rows = pq.read_table(outputs["replay_clock"], columns=list(STREAM_TYPES)) if outputs.get("replay_clock") \
+        else None
+    seen = {name: int(clock_rows.column(name)[-1].as_py()) if clock_rows is not None and clock_rows.num_rows else 0
+            for name in STREAM_TYPES}
+    result = ReplayResult(out_dir, report, seen, time.perf_counter() - t0, ingest_seconds, prepare_seconds,
+                          graph_seconds, start, end, outputs, written={k: replayed.get(k, 0) for k in STREAM_TYPES})
     write_report(report, out_dir / "ingest_report.json")
     _write_json(out_dir / "run_summary.json", result.summary())
     return result
@@ -165,8 +173,6 @@ def _with_progress(sources, bar):
 
 
 def _count_rows(outputs: dict[str, list[Path]]) -> dict[str, int]:
-    import pyarrow.parquet as pq
-
     return {name: sum(pq.ParquetFile(p).metadata.num_rows for p in parts) for name, parts in outputs.items()}
 
 

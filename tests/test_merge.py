@@ -8,22 +8,22 @@ import pytest
 from elecflow.adapters.ingest import merged_tables
 
 
-def _partition(path, times, tag):
+def _partition(path, times, tag, row_group_size=7):
     table = pa.table({"time": pa.array(np.asarray(times, np.int64)).cast(pa.timestamp("ns", tz="UTC")),
                       "symbol": [tag] * len(times), "seq": np.arange(len(times))})
-    pq.write_table(table, path, row_group_size=7)
+    pq.write_table(table, path, row_group_size=row_group_size)
     return path
 
 
-@pytest.mark.parametrize("batch_rows", [1, 3, 10, 1000])
-def test_merge_equals_a_stable_global_sort(tmp_path, batch_rows):
+@pytest.mark.parametrize("row_group_size", [1, 3, 10, 1000])
+def test_merge_equals_a_stable_global_sort(tmp_path, row_group_size):
     rng = np.random.default_rng(7)
     paths, frames = [], []
     for k, tag in enumerate("ABCDE"):
         times = np.sort(rng.integers(0, 200, size=rng.integers(0, 60)))
-        paths.append(_partition(tmp_path / f"{tag}.parquet", times, tag))
+        paths.append(_partition(tmp_path / f"{tag}.parquet", times, tag, row_group_size))
         frames.append((times, [tag] * len(times), np.arange(len(times))))
-    merged = pa.concat_tables(list(merged_tables(paths, batch_rows=batch_rows)))
+    merged = pa.concat_tables(list(merged_tables(paths, out_rows=5)))
     t = merged.column("time").cast(pa.int64()).to_numpy()
     assert np.all(np.diff(t) >= 0)
     # same multiset of rows, and within each partition the original order

@@ -297,7 +297,11 @@ def check_source(source: SourceFile) -> None:
 def _raw_batches(path: Path, batch_rows: int) -> Iterator[pa.RecordBatch]:
     name = path.name.lower()
     if name.endswith(".parquet"):
-        yield from pq.ParquetFile(path).iter_batches(batch_size=batch_rows)
+        # one row group at a time: iter_batches over the whole file reads ahead and was
+        # measured to decode entire files at once
+        pf = pq.ParquetFile(path)
+        for k in range(pf.metadata.num_row_groups):
+            yield from pf.iter_batches(batch_size=batch_rows, row_groups=[k])
         return
     # CSV: every column as text, converted column by column afterwards, so a single bad
     # value quarantines its row instead of aborting the whole file.

@@ -1,14 +1,18 @@
 """Replay throughput of the full default synthetic day in simulation mode.
 
 Measures, each in its own subprocess (so peak memory is per run):
-- ``elecflow``: the whole replay as ``elecflow replay --mode sim`` runs it -- validation and
-  staging of the vendor files, the csp graph with counters, clock and Parquet sinks;
-- ``bare``: the same canonical events (read back from the replay's own Parquet outputs)
-  through a bare csp graph: csp's Parquet reader and one pass-through Python node per stream.
-  This is the floor our graph cannot beat.
+- ``elecflow``: the whole replay as ``elecflow replay --mode sim`` runs it: validating and
+  staging the vendor files (ingest), merging them into time-ordered canonical event files
+  (prepare), and the csp graph (counts, replay clock, Parquet sink);
+- ``bare``: the same canonical event files through a bare csp graph: csp's Parquet reader
+  and one pass-through Python node per stream. This is the floor our graph cannot beat.
+- ``memory``: peak RSS of the same replay on a day generated with 2.5x the quote and trade
+  intensity, to show that memory does not grow with the size of the input.
 
 Targets (issue 2): >= 500x real time for the full default day, and elecflow within 2x of the
-bare graph's time. Writes JSON (default benchmarks/results/replay_throughput.json).
+bare graph's time. Both the graph-only and the end-to-end ratios are reported: the bare
+graph reads already-validated canonical files, so only the graph-only ratio compares like
+with like. Writes JSON (default benchmarks/results/replay_throughput.json).
 
     python benchmarks/replay_throughput.py [--data DIR] [--json PATH]
 """
@@ -37,8 +41,9 @@ def _child_elecflow(data: str, out: str) -> dict:
     sources, _ = discover(config.data)
     result = run_replay(config, sources, log=lambda *_: None)
     return {"events": result.events, "sim_seconds": result.sim_seconds, "wall_seconds": result.wall_seconds,
-            "ingest_seconds": result.ingest_seconds, "graph_seconds": result.graph_seconds,
-            "reconciles": result.reconciles(), "replayed": result.replayed}
+            "ingest_seconds": result.ingest_seconds, "prepare_seconds": result.prepare_seconds,
+            "graph_seconds": result.graph_seconds, "reconciles": result.reconciles(), "replayed": result.replayed,
+            "input_bytes": sum(s.path.stat().st_size for s in sources)}
 
 
 def _child_bare(out: str) -> dict:
@@ -88,6 +93,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, help="vendor-file directory (default: the embedded synthetic day)")
     parser.add_argument("--json", type=Path, default=HERE / "results" / "replay_throughput.json")
+    parser.add_argument("--skip-memory", action="store_true", help="skip the 2.5x dense-day memory run")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -103,6 +109,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         ours = _run_child("elecflow", str(data), tmp)
         bare = _run_child("bare", tmp)
+    big = None
+    if not args.skip_memory:
+        with tempfile.TemporaryDirectory() as tmp:
+            # generated in a separate process: a child forked from a parent that had just
+            # generated data would report the parent's memory as its own peak (ru_maxrss
+            # counts the pages of the forked image before exec)
+            subprocess.run([sys.executable, "-m", "elecflow.cli", "generate", "--quiet", "--intensity", "2.5",
+                            "--out", str(Path(tmp) / "data")], check=True, capture_output=True)
+            big = _run_child("elecflow", str(Path(tmp) / "data"), str(Path(tmp) / "out"))
     if ours["replayed"] != bare["replayed"]:
         raise RuntimeError(f"bare graph saw different events: {bare['replayed']} vs {ours['replayed']}")
     report = {
@@ -113,8 +128,10 @@ def main() -> None:
         "data": str(data),
         "sim_hours": round(ours["sim_seconds"] / 3600, 3),
         "events": ours["events"],
+        "input_mb": round(ours["input_bytes"] / 1e6, 1),
         "elecflow": {
-            **{k: ours[k] for k in ("wall_seconds", "ingest_seconds", "graph_seconds", "peak_rss_mb", "reconciles")},
+            **{k: ours[k] for k in ("wall_seconds", "ingest_seconds", "prepare_seconds", "graph_seconds",
+                                    "peak_rss_mb", "reconciles")},
             "events_per_second": round(ours["events"] / ours["wall_seconds"]),
             "multiple_of_real_time": round(ours["sim_seconds"] / ours["wall_seconds"], 1),
             "graph_only_multiple_of_real_time": round(ours["sim_seconds"] / ours["graph_seconds"], 1),
@@ -129,9 +146,19 @@ def main() -> None:
             "graph_only": round(ours["graph_seconds"] / bare["graph_seconds"], 2),
         },
     }
+    if big is not None:
+        report["memory"] = {
+            "default_day": {"events": ours["events"], "input_mb": report["input_mb"],
+                            "peak_rss_mb": round(ours["peak_rss_mb"])},
+            "dense_day_2.5x": {"events": big["events"], "input_mb": round(big["input_bytes"] / 1e6, 1),
+                               "peak_rss_mb": round(big["peak_rss_mb"])},
+            "peak_rss_growth": round(big["peak_rss_mb"] / ours["peak_rss_mb"], 2),
+            "event_growth": round(big["events"] / ours["events"], 2),
+        }
     report["targets"] = {
         ">=500x real time (end to end)": report["elecflow"]["multiple_of_real_time"] >= 500,
-        "within 2x of bare graph (end to end)": report["ratio_to_bare"]["end_to_end"] <= 2.0,
+        "within 2x of bare graph (graph only)": report["ratio_to_bare"]["graph_only"] <= 2.0,
+        "within 2x of bare graph (end to end, incl. validating raw CSV)": report["ratio_to_bare"]["end_to_end"] <= 2.0,
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2))

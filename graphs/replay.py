@@ -77,7 +77,11 @@ def canonical_inputs(files: dict[str, list[Path]]) -> ReplayInputs:
 @csp.node
 def _clock_row(tick: ts[bool], quotes: ts[int], trades: ts[int], nbbo_1s: ts[int], option_quotes: ts[int],
                kalshi_trades: ts[int], speed: float) -> ts[ReplayClock]:
-    if csp.ticked(tick):
+    with csp.alarms():
+        final = csp.alarm(bool)  # one last row at the end time, so the tail after the grid counts
+    with csp.start():
+        csp.schedule_alarm(final, csp.engine_end_time(), True)
+    if csp.ticked(tick) or csp.ticked(final):
         return ReplayClock(time=csp.now(), state="running", speed=speed,
                            quotes=quotes if csp.valid(quotes) else 0,
                            trades=trades if csp.valid(trades) else 0,

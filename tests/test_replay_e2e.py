@@ -1,0 +1,183 @@
+"""End to end: a short synthetic window in vendor formats -> ``elecflow replay --mode sim``
+-> outputs, checked against the generator's ground truth (counts, times, prices)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+from elecflow.adapters.synthetic import write_synthetic_day
+from elecflow.cli import main
+from elecflow.synth.config import SyntheticDayConfig
+from elecflow.synth.options import mixture_price
+
+STREAMS = ("quotes", "trades", "nbbo_1s", "option_quotes", "kalshi_trades")
+
+
+@pytest.fixture(scope="module")
+def day(tmp_path_factory) -> Path:
+    """09:25-10:35 New York: the open, with Kalshi, two option chains (one with root BRKB)."""
+    root = tmp_path_factory.mktemp("day")
+    cfg = SyntheticDayConfig(start_et="09:25", end_et="10:35", option_underlyings=["SPY", "BRK.B"])
+    write_synthetic_day(cfg, root / "data", progress=False)
+    return root / "data"
+
+
+@pytest.fixture(scope="module")
+def replay(day, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("out")
+    assert main(["replay", "--mode", "sim", "--data", str(day), "--out", str(out), "--no-progress"]) == 0
+    return out
+
+
+def _manifest(day: Path) -> dict:
+    return json.loads((day / "manifest.json").read_text())
+
+
+def test_counts_reconcile_with_the_generator(day, replay):
+    manifest = _manifest(day)
+    summary = json.loads((replay / "run_summary.json").read_text())
+    assert summary["reconciles"] is True
+    for stream in STREAMS:
+        assert summary["replayed"][stream] == manifest["clean_rows"][stream], stream
+        assert pq.read_table(replay / stream).num_rows == manifest["clean_rows"][stream], stream
+        totals = summary["ingest"]["totals"][stream]
+        assert totals["rejected"] == manifest["defects"][stream], stream
+        assert totals["read"] == manifest["clean_rows"][stream] + sum(manifest["defects"][stream].values())
+    quarantine = pq.read_table(replay / "quarantine.parquet")
+    assert quarantine.num_rows == sum(sum(d.values()) for d in manifest["defects"].values())
+    clock = pq.read_table(replay / "replay_clock")
+    for stream in STREAMS:  # the clock's last row counts every event
+        assert clock.column(stream)[-1].as_py() == manifest["clean_rows"][stream]
+
+
+def test_outputs_are_time_ordered_and_inside_the_window(replay):
+    lo = np.datetime64("2024-11-05T14:25", "ns").astype(np.int64)  # 09:25 New York
+    hi = np.datetime64("2024-11-05T15:35", "ns").astype(np.int64)
+    for stream in STREAMS:
+        t = pq.read_table(replay / stream, columns=["time"]).column("time").cast(pa.int64()).to_numpy()
+        assert np.all(np.diff(t) >= 0), stream
+        # 1 s NBBO rows are labelled with the right end of their second: the last is at the end
+        assert t.min() >= lo and (t.max() < hi or stream == "nbbo_1s" and t.max() == hi), stream
+
+
+def test_trades_are_exactly_the_true_prints(day, replay):
+    truth = pq.read_table(day / "ground_truth" / "trades_truth.parquet")
+    out = pq.read_table(replay / "trades")
+    key = lambda t, ts, px: sorted(zip(t.column("symbol").to_pylist(), t.column("trade_id").to_pylist(),  # noqa: E731
+                                       t.column(ts).cast(pa.int64()).to_pylist(), t.column(px).to_pylist()))
+    assert key(out, "time", "price") == key(truth, "sip_timestamp", "price")
+    # the ISO flag decoded from condition ids equals the generator's
+    iso_out = dict(zip(zip(out.column("symbol").to_pylist(), out.column("trade_id").to_pylist()),
+                       out.column("is_iso").to_pylist()))
+    iso_true = dict(zip(zip(truth.column("symbol").to_pylist(), truth.column("trade_id").to_pylist()),
+                        truth.column("is_iso").to_pylist()))
+    assert iso_out == iso_true
+
+
+def test_kalshi_fills_are_the_true_fills(day, replay):
+    truth = pq.read_table(day / "ground_truth" / "kalshi_truth.parquet").sort_by([("time", "ascending")])
+    out = pq.read_table(replay / "kalshi_trades")
+    rows = lambda t, scale: sorted(zip(t.column("time").cast(pa.int64()).to_pylist(),  # noqa: E731
+                                       t.column("contract").to_pylist(),
+                                       np.round(t.column("price").to_numpy() * scale).astype(int).tolist(),
+                                       t.column("count").to_pylist()))
+    assert rows(out, 100) == rows(truth, 1)  # dollars out, cents in the truth file
+
+
+def test_one_second_nbbo_file_agrees_with_the_quotes_file(replay):
+    """Two vendor files, two readers: the 1 s NBBO must equal the last quote in [T-1s, T)."""
+    quotes = pq.read_table(replay / "quotes", columns=["time", "symbol", "bid_price", "ask_price"])
+    nbbo = pq.read_table(replay / "nbbo_1s")
+    for symbol in ("SPY", "BRK.B", "DJT"):
+        q = quotes.filter(pc.equal(quotes.column("symbol"), symbol))
+        n = nbbo.filter(pc.equal(nbbo.column("symbol"), symbol))
+        qt = q.column("time").cast(pa.int64()).to_numpy()
+        nt = n.column("time").cast(pa.int64()).to_numpy()
+        assert np.all(nt % 1_000_000_000 == 0)
+        # index of the last quote strictly before T
+        idx = np.searchsorted(qt, nt, side="left") - 1
+        assert np.all(idx >= 0) and np.all(qt[idx] >= nt - 1_000_000_000)
+        np.testing.assert_array_equal(q.column("bid_price").to_numpy()[idx], n.column("bid_price").to_numpy())
+        np.testing.assert_array_equal(q.column("ask_price").to_numpy()[idx], n.column("ask_price").to_numpy())
+
+
+def test_option_quotes_bracket_the_true_mixture_price(day, replay):
+    truth = pq.read_table(day / "ground_truth" / "options_truth.parquet").to_pylist()
+    by_key = {(r["underlying"], r["time"]): r for r in truth}
+    out = pq.read_table(replay / "option_quotes").to_pylist()
+    assert {r["underlying"] for r in out} == {"SPY", "BRK.B"}
+    assert all(r["contract"].startswith("BRKB") for r in out if r["underlying"] == "BRK.B")
+    inside = 0
+    for r in out:
+        t = by_key[(r["underlying"], r["time"])]  # snapshot times map exactly (New York ms -> UTC)
+        price = mixture_price(r["strike"], t["T"], t["discount_factor"], t["q"], t["mean_trump"], t["sigma_trump"],
+                              t["mean_harris"], t["sigma_harris"], r["right"] == "C")
+        inside += r["bid"] - 1e-9 <= price <= r["ask"] + 1e-9
+    assert inside / len(out) > 0.99
+
+
+def test_the_same_files_renamed_as_a_users_data_give_the_same_outputs(day, replay, tmp_path):
+    user = tmp_path / "vendor"
+    renames = {
+        "polygon/us_stocks_sip/quotes_v1/2024/11/2024-11-05.csv.gz": "taq/nbbo_quotes_20241105.csv.gz",
+        "polygon/us_stocks_sip/trades_v1/2024/11/2024-11-05.csv.gz": "taq/prints.csv.gz",
+        "nbbo_1s/2024-11-05.parquet": "second_bars/all_us.parquet",
+        "thetadata/SPY_20241115_20241105.csv": "opra/spy.csv",
+        "thetadata/BRKB_20241115_20241105.csv": "opra/berkshire.csv",
+        "kalshi/trade_data_2024-11-05.json": "prediction/kalshi_day1.json",
+    }
+    for src, dst in renames.items():
+        (user / dst).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(day / src, user / dst)
+    out = tmp_path / "out"
+    assert main(["replay", "--mode", "sim", "--data", str(user), "--out", str(out), "--no-progress"]) == 0
+    for stream in STREAMS:
+        assert pq.read_table(out / stream).equals(pq.read_table(replay / stream)), stream
+
+
+def test_window_flags_cut_the_replay_and_count_skipped_rows(day, tmp_path):
+    out = tmp_path / "out"
+    assert main(["replay", "--mode", "sim", "--data", str(day), "--out", str(out), "--start", "10:00",
+                 "--end", "10:05", "--no-progress"]) == 0
+    summary = json.loads((out / "run_summary.json").read_text())
+    assert summary["reconciles"]
+    t = pq.read_table(out / "trades", columns=["time"]).column("time").cast(pa.int64()).to_numpy()
+    assert t.min() >= np.datetime64("2024-11-05T15:00", "ns").astype(np.int64)
+    assert t.max() < np.datetime64("2024-11-05T15:05", "ns").astype(np.int64)
+    assert summary["ingest"]["totals"]["trades"]["skipped"]["outside_window"] > 0
+
+
+def test_a_killed_run_leaves_only_readable_parquet_files(day, tmp_path):
+    """Kill -9 a paced replay mid-run: every Parquet file where readers look is complete."""
+    out = tmp_path / "out"
+    cfg = tmp_path / "run.toml"
+    cfg.write_text("[replay]\npart_minutes = 1.0\n")
+    proc = subprocess.Popen([sys.executable, "-m", "elecflow.cli", "replay", "--config", str(cfg), "--data", str(day),
+                             "--out", str(out), "--mode", "paced", "--speed", "120", "--no-dashboard",
+                             "--no-progress"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        clock_dir = out / "replay_clock"
+        while time.monotonic() < deadline and len(list(clock_dir.glob("part-*.parquet"))) < 3:
+            time.sleep(0.1)
+        assert len(list(clock_dir.glob("part-*.parquet"))) >= 3, "replay did not get going"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    files = [p for p in out.rglob("*.parquet") if ".inprogress" not in p.parts]
+    assert files
+    for path in files:
+        pq.read_table(path)  # raises on a truncated file
+    assert not (out / "run_summary.json").exists()  # the run did not finish

@@ -171,7 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--config", type=Path, help="TOML file with [replay] and [synthetic] tables")
     rp.add_argument("--mode", choices=["paced", "sim"], help="paced (default, N x real time) or sim (max speed)")
     rp.add_argument("--speed", type=float, help="multiple of real time for paced mode (default 60)")
-    rp.add_argument("--start", help="window start, HH:MM New York time on 2024-11-05 or ISO datetime")
+    rp.add_argument("--start", help="window start, HH:MM New York time on 2024-11-05 or ISO datetime "
+                                    "(default: 09:25 when paced, the first event in sim mode)")
     rp.add_argument("--end", help="window end (exclusive), same forms")
     rp.add_argument("--data", type=Path, help="directory of vendor files (found by their columns)")
     rp.add_argument("--out", type=Path, help="output directory (default ./out)")

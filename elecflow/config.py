@@ -16,6 +16,9 @@ from elecflow.universe import ETFS, STOCKS
 
 ELECTION_DAY = dt.date(2024, 11, 5)
 KALSHI_ELECTION_CONTRACTS = ("PRES-2024-DJT", "PRES-2024-KH")
+# A paced replay with no --start begins five minutes before the opening bell, so a newcomer
+# sees the market open within minutes instead of watching four hours of overnight Kalshi.
+PACED_DEFAULT_START = "09:25"
 
 
 class ReplayConfig(BaseModel):
@@ -24,7 +27,8 @@ class ReplayConfig(BaseModel):
     mode: Literal["paced", "sim"] = Field("paced", description="paced: N x real time; sim: as fast as possible")
     speed: float = Field(60.0, gt=0, description="multiple of real time in paced mode")
     date: dt.date = Field(ELECTION_DAY, description="trading date that HH:MM in start/end refer to")
-    start: str | None = Field(None, description="window start: HH:MM[:SS] New York time on `date`, or ISO datetime")
+    start: str | None = Field(None, description="window start: HH:MM[:SS] New York time on `date`, or ISO datetime; "
+                                                "default: 09:25 when paced, the first event in sim mode")
     end: str | None = Field(None, description="window end (exclusive), same forms as start")
     data: Path | None = Field(None, description="directory of vendor files; None = the embedded synthetic day")
     out: Path = Field(Path("out"), description="output directory")
@@ -61,21 +65,28 @@ class ReplayConfig(BaseModel):
         return self.mode == "paced" if self.dashboard is None else self.dashboard
 
     def window_utc(self) -> tuple[dt.datetime | None, dt.datetime | None]:
-        start = parse_window_bound(self.start, self.date) if self.start else None
+        start_text = self.start or (PACED_DEFAULT_START if self.mode == "paced" else None)
+        start = parse_window_bound(start_text, self.date) if start_text else None
         end = parse_window_bound(self.end, self.date) if self.end else None
         return start, end
 
 
 def parse_window_bound(text: str, date: dt.date) -> dt.datetime:
-    """``HH:MM[:SS]`` (New York time on ``date``) or an ISO datetime (naive = New York) -> UTC naive."""
+    """``HH:MM[:SS]`` New York time on ``date`` (``+1`` suffix: the next day), or an ISO datetime
+    (naive = New York), to a naive UTC datetime as csp uses."""
     from elecflow.calendar import NEW_YORK
 
     text = text.strip()
+    days = 0
+    for suffix in ("+1d", "+1"):  # "06:00+1": the next morning (the results night)
+        if text.endswith(suffix):
+            text, days = text[: -len(suffix)], 1
+            break
     try:
         if "T" in text or "-" in text[:5]:
             value = dt.datetime.fromisoformat(text)
         else:
-            value = dt.datetime.combine(date, dt.time.fromisoformat(text))
+            value = dt.datetime.combine(date + dt.timedelta(days=days), dt.time.fromisoformat(text))
     except ValueError as exc:
         raise ValueError(f"{text!r} is neither HH:MM[:SS] nor an ISO datetime") from exc
     if value.tzinfo is None:

@@ -21,6 +21,7 @@ from csp import ts
 from csp.adapters.parquet import ParquetOutputConfig, ParquetReader, ParquetWriter
 
 from elecflow.adapters.control import ReplayControl
+from elecflow.calendar import to_new_york
 from elecflow.schema import EquityQuote, EquityTrade, KalshiTrade, Nbbo1s, OptionQuote, ReplayClock
 
 STREAM_TYPES = {
@@ -142,17 +143,11 @@ def progress_bar(clock: ts[ReplayClock], bar: object, start_ns: int, wall_second
         rate = (events - s_last_events) / (now - s_last_wall)
         elapsed_sim = (datetime_to_ns(c.time) - start_ns) / 1e9
         bar.n = min(int(elapsed_sim), bar.total) if bar.total else int(elapsed_sim)
-        bar.set_postfix_str(
-            f"{_ny(c.time)} ET  {events:,} events  {rate:,.0f} ev/s  {elapsed_sim / max(now - s_wall0, 1e-9):,.0f}x",
-            refresh=False)
+        bar.set_description_str(
+            f"replay {to_new_york(c.time):%m-%d %H:%M:%S} ET | {events:,} events | {rate:,.0f} ev/s | "
+            f"{elapsed_sim / max(now - s_wall0, 1e-9):,.0f}x real time", refresh=False)
         bar.refresh()
         s_last_wall, s_last_events = now, events
-
-
-def _ny(t: dt.datetime) -> str:
-    from elecflow.calendar import to_new_york
-
-    return to_new_york(t).strftime("%m-%d %H:%M:%S")
 
 
 class AtomicParquetSink:

@@ -123,7 +123,7 @@ def run_replay(config: ReplayConfig, sources: list[SourceFile], dashboard=None, 
     progress = None
     if config.progress:
         progress = tqdm(total=int((end - start).total_seconds()), unit="sim s", desc="replay", file=sys.stderr,
-                        bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}")
+                        bar_format="{desc} {percentage:3.0f}%|{bar:20}|")
     # The accepted events, merged into time order, are both an output (the validated canonical
     # events, one Parquet part per hour) and the graph's input files.
     part_ns = int(config.part_minutes * 60 * 1e9)
@@ -145,6 +145,10 @@ def run_replay(config: ReplayConfig, sources: list[SourceFile], dashboard=None, 
     except BaseException:
         control.set_state("failed")
         raise
+    else:
+        if progress is not None:
+            progress.n = progress.total
+            progress.refresh()
     finally:
         if progress is not None:
             progress.close()

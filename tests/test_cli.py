@@ -75,3 +75,17 @@ def test_config_file_errors_name_the_field(tmp_path, capsys):
     cfg.write_text('[replay]\nspeeed = 5\n')
     assert main(["replay", "--config", str(cfg)]) == 2
     assert "speeed" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("09:30", "2024-11-05 14:30:00"),
+    ("06:00+1", "2024-11-06 11:00:00"),
+    ("2024-11-06T02:00", "2024-11-06 07:00:00"),
+    ("2024-11-05T12:00:00+00:00", "2024-11-05 12:00:00"),
+])
+def test_window_bounds_are_new_york_time(text, expected):
+    import datetime as dt
+
+    from elecflow.config import parse_window_bound
+
+    assert str(parse_window_bound(text, dt.date(2024, 11, 5))) == expected

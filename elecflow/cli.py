@@ -130,7 +130,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
         server = DashboardServer(host=config.host, port=config.port, control=control)
         create_default_tables(server)
-        server.start()  # prints the URL
+        try:
+            server.start()  # prints the URL
+        except OSError as exc:
+            raise UsageError(f"cannot serve the dashboard on {config.host}:{config.port} ({exc.strerror}); "
+                             "choose another --port (0 = any free port) or --no-dashboard") from exc
     try:
         result = run_replay(config, sources, dashboard=server, control=control)
         print(format_counts(result))

@@ -89,3 +89,18 @@ def test_window_bounds_are_new_york_time(text, expected):
     from elecflow.config import parse_window_bound
 
     assert str(parse_window_bound(text, dt.date(2024, 11, 5))) == expected
+
+
+def test_a_busy_dashboard_port_is_a_clear_error(tmp_path, capsys):
+    import json
+    import socket
+
+    (tmp_path / "trade_data_2024-11-05.json").write_text(json.dumps([
+        {"ticker_name": "PRES-2024-DJT", "create_ts": "2024-11-05T15:00:00Z", "contracts_traded": 1, "price": 58}]))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        code = main(["replay", "--data", str(tmp_path), "--port", str(port), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and f"127.0.0.1:{port}" in err and "--port" in err

@@ -181,3 +181,22 @@ def test_a_killed_run_leaves_only_readable_parquet_files(day, tmp_path):
     for path in files:
         pq.read_table(path)  # raises on a truncated file
     assert not (out / "run_summary.json").exists()  # the run did not finish
+
+
+def test_the_embedded_day_replays_in_sim_mode_from_the_cli(tmp_path, monkeypatch):
+    """``elecflow replay --mode sim --out DIR`` with no data: generate on first use, replay the
+    whole default day, and reconcile with the generator's manifest."""
+    monkeypatch.chdir(tmp_path)
+    proc = subprocess.run([sys.executable, "-m", "elecflow.cli", "replay", "--mode", "sim", "--out", "out",
+                           "--no-progress"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "counts reconcile" in proc.stdout
+    manifest = json.loads(next((tmp_path / "replay_data").glob("*/manifest.json")).read_text())
+    summary = json.loads((tmp_path / "out" / "run_summary.json").read_text())
+    assert summary["reconciles"]
+    assert summary["replayed"] == manifest["clean_rows"]
+    # a second run reuses the generated day
+    again = subprocess.run([sys.executable, "-m", "elecflow.cli", "replay", "--mode", "sim", "--out", "out2",
+                            "--no-progress", "--start", "15:59", "--end", "16:00"], capture_output=True, text=True,
+                           timeout=600)
+    assert again.returncode == 0 and "generating" not in again.stdout

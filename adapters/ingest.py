@@ -10,8 +10,10 @@ Two passes, both with bounded memory:
    instrument (Polygon flat files by ticker, then time), so each partition comes out in
    time order; the rare partition that does not (ThetaData files are ordered by contract)
    is sorted on its own when staging ends, which bounds memory by the largest partition.
-2. ``merged_tables`` k-way merges the partitions of a stream into time order in chunks,
-   yielding Arrow tables that csp's Parquet reader turns into structs in C++.
+2. ``write_canonical_events`` k-way merges the partitions of each stream into time order
+   (``merged_tables``) and writes them as hourly Parquet parts, atomically: the validated
+   canonical events, which are both an output of the run and the files csp's native Parquet
+   reader turns into structs in C++.
 
 Every row read is counted exactly once: ``read = accepted + rejected + skipped``, where
 skipped rows are outside the configured universe or time window (not errors).

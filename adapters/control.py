@@ -18,6 +18,16 @@ class ReplayControl:
         self._running.set()
         self._lock = threading.Lock()
         self._state = "starting"
+        self._listeners: list = []
+
+    def add_listener(self, callback) -> None:
+        """Call ``callback(state)`` whenever the published state changes (any thread)."""
+        self._listeners.append(callback)
+
+    def _notify(self) -> None:
+        state = self.state
+        for callback in list(self._listeners):
+            callback(state)
 
     @property
     def paused(self) -> bool:
@@ -26,7 +36,7 @@ class ReplayControl:
     @property
     def state(self) -> str:
         with self._lock:
-            if self._state == "running" and self.paused:
+            if self._state in {"starting", "running"} and self.paused:
                 return "paused"
             return self._state
 
@@ -37,15 +47,18 @@ class ReplayControl:
             self._state = state
         if state in {"finished", "failed"}:
             self._running.set()  # never leave the engine blocked on a finished run
+        self._notify()
 
     def pause(self) -> None:
         with self._lock:
             if self._state in {"finished", "failed"}:
                 return
         self._running.clear()
+        self._notify()
 
     def resume(self) -> None:
         self._running.set()
+        self._notify()
 
     def wait_while_paused(self, poll_seconds: float = 0.2) -> float:
         """Block while paused; return the wall-clock seconds spent waiting."""

@@ -11,6 +11,12 @@ and writes, under ``out_dir`` (docs/synthetic-day.md, "Files")::
     ground_truth/*.parquet, params.json
     manifest.json
 
+A normal (pre-election) day (``day_kind="normal"``) writes the same layout under its own
+trading date (``.../quotes_v1/2024/10/2024-10-08.csv.gz``, ``nbbo_1s/2024-10-08.parquet``),
+no Kalshi files, options only if asked for, and the ground truth of its news
+(``ground_truth/news.parquet``) instead of the probability and Kalshi truth.
+:func:`write_training_days` writes many such days, one folder per date.
+
 Every file is written to a temporary name in its directory and renamed into place, so a
 killed run leaves only whole files. Output is byte-identical for equal configurations.
 """
@@ -24,12 +30,14 @@ import os
 from pathlib import Path
 from typing import Callable
 
+from typing import Iterable
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from elecflow.synth.config import SyntheticDayConfig
+from elecflow.synth.config import DEFAULT_SEED, SyntheticDayConfig
 from elecflow.synth.day import DAY, SyntheticDay, generate_day, progress_units
 from elecflow.synth.defects import REASONS_BY_STREAM
 from elecflow.synth.kalshi import CONTRACTS
@@ -43,9 +51,23 @@ POLYGON_TRADE_COLUMNS = ("ticker", "conditions", "correction", "exchange", "id",
 THETADATA_RAW_COLUMNS = ("root", "exp", "strike", "right", "date", "ms_of_day", "bid_size", "bid_exchange", "bid",
                          "bid_condition", "ask_size", "ask_exchange", "ask", "ask_condition")
 STREAMS = ("quotes", "trades", "nbbo_1s", "option_quotes", "kalshi_trades")
-QUOTES_PATH = "polygon/us_stocks_sip/quotes_v1/2024/11/2024-11-05.csv.gz"
-TRADES_PATH = "polygon/us_stocks_sip/trades_v1/2024/11/2024-11-05.csv.gz"
-NBBO_PATH = "nbbo_1s/2024-11-05.parquet"
+
+
+def quotes_path(date: dt.date = DAY) -> str:
+    return f"polygon/us_stocks_sip/quotes_v1/{date:%Y}/{date:%m}/{date.isoformat()}.csv.gz"
+
+
+def trades_path(date: dt.date = DAY) -> str:
+    return f"polygon/us_stocks_sip/trades_v1/{date:%Y}/{date:%m}/{date.isoformat()}.csv.gz"
+
+
+def nbbo_path(date: dt.date = DAY) -> str:
+    return f"nbbo_1s/{date.isoformat()}.parquet"
+
+
+QUOTES_PATH = quotes_path(DAY)  # the Election Day's files
+TRADES_PATH = trades_path(DAY)
+NBBO_PATH = nbbo_path(DAY)
 KALSHI_REST_PATH = "kalshi/trades_PRES-2024.json"
 PARQUET_COMPRESSION = "zstd"
 # CSV cells holding commas are written with these placeholders and fixed up afterwards
@@ -158,14 +180,14 @@ def thetadata_raw_table(cols: dict) -> pa.Table:
     return pa.table({c: cols[c] for c in THETADATA_RAW_COLUMNS})
 
 
-def thetadata_formatted_table(cols: dict, underlying: str, expiry: dt.date) -> pa.Table:
+def thetadata_formatted_table(cols: dict, underlying: str, expiry: dt.date, date: dt.date = DAY) -> pa.Table:
     """The public project's formatted variant: OCC symbol, New York local timestamp, dollars."""
     n = cols["strike"].size
     yymmdd = expiry.strftime("%y%m%d")
     root = get_instrument(underlying).option_root
     strike_txt = np.char.zfill(cols["strike"].astype(str), 8)
     symbol = np.char.add(np.char.add(f"{root}{yymmdd}", cols["right"].astype(str)), strike_txt)
-    local_ms = (np.datetime64(DAY, "ms").astype(np.int64) + cols["ms_of_day"]).astype("datetime64[ms]")
+    local_ms = (np.datetime64(date, "ms").astype(np.int64) + cols["ms_of_day"]).astype("datetime64[ms]")
     return pa.table({
         "symbol": pa.array(symbol.astype(object), pa.string()),
         "timestamp": pa.array(local_ms, pa.timestamp("ms")),
@@ -179,9 +201,9 @@ def thetadata_formatted_table(cols: dict, underlying: str, expiry: dt.date) -> p
     })
 
 
-def thetadata_filename(root: str, expiry: dt.date, fmt: str) -> str:
+def thetadata_filename(root: str, expiry: dt.date, fmt: str, date: dt.date = DAY) -> str:
     ext = "csv" if fmt == "raw" else "parquet"
-    return f"thetadata/{root}_{expiry:%Y%m%d}_{DAY:%Y%m%d}.{ext}"
+    return f"thetadata/{root}_{expiry:%Y%m%d}_{date:%Y%m%d}.{ext}"
 
 
 # --------------------------------------------------------------------------- Kalshi
@@ -293,12 +315,14 @@ def write_synthetic_day(config: SyntheticDayConfig, out_dir: Path, progress: boo
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    n_files = 3 + len(config.option_underlyings) + 1 + (6 if config.write_ground_truth else 0) + 1
+    n_truth = len(_truth_names(config.is_normal)) if config.write_ground_truth else 0
+    n_files = 3 + len(config.option_underlyings) + (0 if config.is_normal else 1) + n_truth + 1
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=progress_units(config) + n_files, desc="synthetic day", unit="step")
+        desc = f"normal day {config.trading_date.isoformat()}" if config.is_normal else "synthetic day"
+        bar = tqdm(total=progress_units(config) + n_files, desc=desc, unit="step")
 
     def tick(name: str) -> None:
         if bar is not None:
@@ -314,43 +338,61 @@ def write_synthetic_day(config: SyntheticDayConfig, out_dir: Path, progress: boo
     return manifest
 
 
+def _truth_names(normal: bool) -> tuple[str, ...]:
+    """Ground-truth Parquet files written (params.json comes on top)."""
+    if normal:
+        return ("news", "efficient_prices", "factors", "trades_truth", "options_truth")
+    return ("probability", "efficient_prices", "factors", "trades_truth", "kalshi_truth", "options_truth")
+
+
+def _truth_table(day: SyntheticDay, name: str) -> pa.Table:
+    return {"probability": day.probability_table, "news": day.news_table,
+            "efficient_prices": day.efficient_prices_table, "factors": day.factors_table,
+            "trades_truth": day.trades_truth_table, "kalshi_truth": day.kalshi_truth_table,
+            "options_truth": day.options_truth_table}[name]()
+
+
 def _write_all(day: SyntheticDay, out_dir: Path, tick: Callable[[str], None]) -> dict:
     cfg = day.config
+    date = day.trading_date
     previous = _previous_files(out_dir)
     files: list[dict] = []
     defect_rows: list[dict] = []
 
     # ---- Polygon
-    n = write_polygon_csv(polygon_quotes_table(day.quotes, day.tickers), out_dir / QUOTES_PATH, cfg.gzip_level)
-    files.append({"path": QUOTES_PATH, "format": "polygon_quotes", "rows": n})
+    q_path, t_path, nbbo_rel = quotes_path(date), trades_path(date), nbbo_path(date)
+    n = write_polygon_csv(polygon_quotes_table(day.quotes, day.tickers), out_dir / q_path, cfg.gzip_level)
+    files.append({"path": q_path, "format": "polygon_quotes", "rows": n})
     tick("quotes file")
-    n = write_polygon_csv(polygon_trades_table(day.trades, day.tickers), out_dir / TRADES_PATH, cfg.gzip_level)
-    files.append({"path": TRADES_PATH, "format": "polygon_trades", "rows": n})
+    n = write_polygon_csv(polygon_trades_table(day.trades, day.tickers), out_dir / t_path, cfg.gzip_level)
+    files.append({"path": t_path, "format": "polygon_trades", "rows": n})
     tick("trades file")
     for entry in day.defects:
         if entry["stream"] in ("quotes", "trades"):
-            defect_rows.append({**entry, "path": QUOTES_PATH if entry["stream"] == "quotes" else TRADES_PATH})
-    write_parquet_atomic(day.nbbo, out_dir / NBBO_PATH)
-    files.append({"path": NBBO_PATH, "format": "nbbo_1s", "rows": day.nbbo.num_rows})
+            defect_rows.append({**entry, "path": q_path if entry["stream"] == "quotes" else t_path})
+    write_parquet_atomic(day.nbbo, out_dir / nbbo_rel)
+    files.append({"path": nbbo_rel, "format": "nbbo_1s", "rows": day.nbbo.num_rows})
     tick("nbbo file")
 
     # ---- ThetaData
     fmt = "thetadata_raw" if cfg.option_format == "raw" else "thetadata_formatted"
     for sym, cols in day.options.items():
-        rel = thetadata_filename(get_instrument(sym).option_root, cfg.option_expiry, cfg.option_format)
+        rel = thetadata_filename(get_instrument(sym).option_root, cfg.option_expiry, cfg.option_format, date)
         if cfg.option_format == "raw":
             write_bytes_atomic(out_dir / rel, _csv_bytes(thetadata_raw_table(cols)))
         else:
-            write_parquet_atomic(thetadata_formatted_table(cols, sym, cfg.option_expiry), out_dir / rel)
+            write_parquet_atomic(thetadata_formatted_table(cols, sym, cfg.option_expiry, date), out_dir / rel)
         files.append({"path": rel, "format": fmt, "rows": int(cols["strike"].size)})
         for entry in day.defects:
             if entry["stream"] == "option_quotes" and entry["underlying"] == sym:
                 defect_rows.append({**entry, "path": rel})
         tick(f"options file {sym}")
 
-    # ---- Kalshi
+    # ---- Kalshi (Election Day only: a normal day has no Kalshi files)
     bad = day.kalshi_bad
-    if cfg.kalshi_format == "daily_report":
+    if day.kalshi is None:
+        pass
+    elif cfg.kalshi_format == "daily_report":
         for rel, rows, bad_rows in write_kalshi_daily_reports(day, out_dir):
             files.append({"path": rel, "format": "kalshi_daily_report", "rows": rows})
             defect_rows += [{**_public(bad[j]), "path": rel, "row": r} for j, r in bad_rows]
@@ -358,17 +400,14 @@ def _write_all(day: SyntheticDay, out_dir: Path, tick: Callable[[str], None]) ->
         rel, rows, bad_rows = write_kalshi_rest(day, out_dir)
         files.append({"path": rel, "format": "kalshi_rest", "rows": rows})
         defect_rows += [{**_public(bad[j]), "path": rel, "row": r} for j, r in bad_rows]
-    tick("kalshi files")
+    if day.kalshi is not None:
+        tick("kalshi files")
 
     # ---- ground truth
     truth_files = []
     if cfg.write_ground_truth:
-        for name, table in (("probability", day.probability_table()),
-                            ("efficient_prices", day.efficient_prices_table()),
-                            ("factors", day.factors_table()),
-                            ("trades_truth", day.trades_truth_table()),
-                            ("kalshi_truth", day.kalshi_truth_table()),
-                            ("options_truth", day.options_truth_table())):
+        for name in _truth_names(day.is_normal):
+            table = _truth_table(day, name)
             rel = f"ground_truth/{name}.parquet"
             write_parquet_atomic(table, out_dir / rel)
             truth_files.append({"path": rel, "rows": table.num_rows})
@@ -377,16 +416,18 @@ def _write_all(day: SyntheticDay, out_dir: Path, tick: Callable[[str], None]) ->
         truth_files.append({"path": "ground_truth/params.json", "rows": None})
 
     defects = {s: dict(day.params["defects"].get(s, {})) for s in STREAMS}
-    manifest = {
-        "seed": cfg.seed,
-        "generated_with": cfg.model_dump(mode="json"),
+    manifest = {"seed": cfg.seed}
+    if day.is_normal:  # absent on the Election Day, whose manifest predates normal days: read as election, 11-05
+        manifest.update({"day_kind": day.day_kind, "trading_date": date.isoformat()})
+    manifest.update({
+        "generated_with": cfg.manifest_dump(),
         "files": files,
         "defects": defects,
         "clean_rows": {s: int(day.clean_rows[s]) for s in STREAMS},
         "ground_truth_files": truth_files,
         "defect_rows": defect_rows,
         "reasons_by_stream": {s: list(REASONS_BY_STREAM[s]) for s in STREAMS},
-    }
+    })
     _remove_stale(out_dir, previous, {f["path"] for f in files} | {f["path"] for f in truth_files})
     write_json_atomic(manifest, out_dir / "manifest.json")
     tick("manifest")
@@ -415,3 +456,61 @@ def _remove_stale(out_dir: Path, previous: set[str], current: set[str]) -> None:
         path = (out_dir / rel).resolve()
         if root in path.parents and path.is_file():
             path.unlink()
+
+
+# --------------------------------------------------------------------------- training days
+
+
+def write_training_days(dates: Iterable[dt.date | str], out_root: Path, seed: int = DEFAULT_SEED,
+                        progress: bool = True, reuse: bool = True, **config) -> list[Path]:
+    """Write one synthetic normal (pre-election) day per date, each in ``out_root/<YYYY-MM-DD>/``.
+
+    ``config`` holds further :class:`SyntheticDayConfig` knobs shared by every day (e.g.
+    ``start_et="09:30"``, ``intensity_scale``, ``write_ground_truth``); ``day_kind`` and
+    ``trading_date`` are set here. Every configuration is validated before anything is
+    written (a weekend or holiday fails at once, naming the date). With ``reuse`` a folder
+    whose manifest records the same configuration and whose listed files all exist is
+    kept as it is (generation is deterministic, so it would be rewritten byte for byte).
+    Returns the day folders in the order of ``dates``.
+    """
+    out_root = Path(out_root)
+    if "day_kind" in config or "trading_date" in config:
+        raise ValueError("write_training_days sets day_kind and trading_date itself")
+    configs = []
+    for d in dates:
+        day = d if isinstance(d, dt.date) else dt.date.fromisoformat(str(d).strip())
+        configs.append(SyntheticDayConfig(seed=seed, day_kind="normal", trading_date=day, **config))
+    if len({c.trading_date for c in configs}) != len(configs):
+        raise ValueError("duplicate dates")
+    bar = None
+    if progress and configs:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(configs), desc="normal days", unit="day")
+    folders = []
+    try:
+        for cfg in configs:
+            folder = out_root / cfg.trading_date.isoformat()
+            if bar is not None:
+                bar.set_postfix_str(cfg.trading_date.isoformat(), refresh=True)
+            if not (reuse and _is_complete(folder, cfg)):
+                write_synthetic_day(cfg, folder, progress=False)
+            folders.append(folder)
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    return folders
+
+
+def _is_complete(folder: Path, cfg: SyntheticDayConfig) -> bool:
+    """A previous generation of exactly ``cfg`` with every file it listed still present."""
+    try:
+        old = json.loads((folder / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return False
+    if old.get("generated_with") != cfg.manifest_dump():
+        return False
+    listed = [f.get("path") for f in old.get("files", [])] + [f.get("path") for f in old.get("ground_truth_files", [])]
+    return all(isinstance(p, str) and (folder / p).is_file() for p in listed)

@@ -126,10 +126,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
     server = None
     if config.dashboard_enabled:
         from elecflow.adapters.dashboard import DashboardServer
-        from elecflow.graphs.dashboard import create_default_tables
+        from elecflow.graphs.dashboard import CLOCK_KEY, CLOCK_TABLE, create_default_tables
 
         server = DashboardServer(host=config.host, port=config.port, control=control)
         create_default_tables(server)
+        # the clock table's state column follows the replay (paused, finished) even while the
+        # engine, which writes the other columns, is blocked or done
+        control.add_listener(lambda state: server.update(CLOCK_TABLE, [{"key": CLOCK_KEY, "state": state}]))
         try:
             server.start()  # prints the URL
         except OSError as exc:

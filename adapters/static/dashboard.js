@@ -234,10 +234,21 @@ async function renderLegend(viewer, box) {
   }));
 }
 
+// perspective-python 5.6.1 hangs in `table.update` (and with it the engine thread and every
+// websocket request) when two or more pivoted views (group_by / split_by) exist on a table
+// that is still empty; pivoted views made after the first rows arrive are fine. So the page
+// makes its pivoted views only once their table has rows. See docs/dashboard.md.
+const isPivoted = (layout) => !!(layout?.group_by?.length || layout?.split_by?.length);
+
+async function waitForRows(table) {
+  while ((await table.size()) === 0) await new Promise((r) => setTimeout(r, 500));
+}
+
 async function watchLegend(table) {
   const viewer = $("viewer-kalshi-chart");
   const box = $("kalshi-legend");
   if (!viewer || !box) return;
+  await waitForRows(table);
   const refresh = () => renderLegend(viewer, box).catch((e) => recordError(e?.message || e));
   const view = await table.view({ group_by: ["contract"], columns: [] });
   await view.on_update(refresh);
@@ -294,6 +305,8 @@ async function main() {
   };
 
   const viewers = [...document.querySelectorAll("perspective-viewer[data-table]")];
+  const deferred = [];  // pivoted viewers, loaded once their table has rows
+  const loaded = {};    // viewer id -> promise of it being loaded
   await Promise.all(viewers.map(async (viewer) => {
     const table = await open(viewer.dataset.table);
     if (!table) {
@@ -304,13 +317,26 @@ async function main() {
     }
     // perspective 5.6: load the client, then name the table in the layout (the older
     // `viewer.load(table)` still works but logs a deprecation warning).
-    await viewer.load(client);
-    await viewer.restore({ table: viewer.dataset.table, ...LAYOUTS[viewer.id] });
+    const show = async () => {
+      await viewer.load(client);
+      await viewer.restore({ table: viewer.dataset.table, ...LAYOUTS[viewer.id] });
+    };
+    if (isPivoted(LAYOUTS[viewer.id])) {
+      loaded[viewer.id] = waitForRows(await table).then(show);
+      deferred.push(loaded[viewer.id]);
+    } else {
+      await show();
+    }
   }));
   for (const name of Object.keys(tables)) await watchTable(await tables[name], name);
   if (tables.replay_clock) await watchClock(await tables.replay_clock);
-  if (tables.kalshi) await watchLegend(await tables.kalshi);
+  // the legend reads the chart's view, so it starts once the chart is loaded
+  if (tables.kalshi) {
+    const kalshi = await tables.kalshi;
+    deferred.push((loaded["viewer-kalshi-chart"] ?? Promise.resolve()).then(() => watchLegend(kalshi)));
+  }
   status.ready = true;
+  await Promise.all(deferred);
 }
 
 main().catch((e) => {

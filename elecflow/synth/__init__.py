@@ -6,10 +6,13 @@
 * :mod:`elecflow.synth.options` -- two-lognormal mixture pricing and option chains;
 * :mod:`elecflow.synth.kalshi` -- DJT / KH fills;
 * :mod:`elecflow.synth.defects` -- injected bad rows with their reason codes;
+* :mod:`elecflow.synth.normal` -- normal (pre-election) days: macro and stock news in place
+  of the election signal (``SyntheticDayConfig(day_kind="normal", trading_date=...)``);
 * :mod:`elecflow.synth.day` -- :func:`generate_day`, the whole day in memory.
 
 The writer (vendor formats, ground-truth files, manifest) is
-:func:`elecflow.adapters.synthetic.write_synthetic_day`. See docs/synthetic-day.md.
+:func:`elecflow.adapters.synthetic.write_synthetic_day`; many normal days:
+:func:`elecflow.adapters.synthetic.write_training_days`. See docs/synthetic-day.md.
 """
 
 from elecflow.synth.config import SyntheticDayConfig

@@ -4,6 +4,11 @@
 :class:`SyntheticDay` -- column arrays laid out as the vendors' files (rows in file order,
 defects included), and ground-truth tables. No file I/O: the writer is
 :mod:`elecflow.adapters.synthetic`.
+
+With ``config.day_kind == "normal"`` it generates an ordinary pre-election trading day
+instead (:mod:`elecflow.synth.normal`): the same equity microstructure on
+``config.trading_date``, news in place of the election probability, no Kalshi, options
+only if asked for. Its random streams are keyed by (seed, trading date).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from elecflow.calendar import (
     utc_ns,
 )
 from elecflow.synth import defects as D
+from elecflow.synth import normal as N
 from elecflow.synth.config import FULL_END_ET, FULL_START_ET, SyntheticDayConfig
 from elecflow.synth.equities import (
     LOCATION_NAMES,
@@ -41,9 +47,15 @@ from elecflow.synth.probability import ClockSpec, ProbabilityPath, second_grid, 
 from elecflow.synth.rng import stream
 
 DAY = dt.date(2024, 11, 5)
-EQUITY_OPEN_NS = session_window(Session.PRE_OPEN, DAY).start_ns  # 04:00 ET
-EQUITY_CLOSE_NS = session_window(Session.AFTER_HOURS, DAY).end_ns  # 20:00 ET
-REBALANCE_NS = session_window(Session.REGULAR, DAY).end_ns  # 16:00 ET: leveraged ETFs reset
+
+
+def equity_bounds(date: dt.date) -> tuple[int, int, int]:
+    """UTC ns of 04:00, 20:00 (equity grid) and 16:00 (leveraged ETFs' reset) New York time on ``date``."""
+    return (session_window(Session.PRE_OPEN, date).start_ns, session_window(Session.AFTER_HOURS, date).end_ns,
+            session_window(Session.REGULAR, date).end_ns)
+
+
+EQUITY_OPEN_NS, EQUITY_CLOSE_NS, REBALANCE_NS = equity_bounds(DAY)  # 04:00, 20:00, 16:00 ET on 11-05
 UTC_TS = pa.timestamp("ns", tz="UTC")
 DEFECT_STREAM_KEYS = {"quotes": 0, "trades": 1, "option_quotes": 2, "kalshi_trades": 3}
 
@@ -55,7 +67,7 @@ class SyntheticDay:
     config: SyntheticDayConfig
     window_ns: tuple[int, int]
     tickers: list[str]  # Polygon file order (sorted); ``ticker`` columns index into it
-    probability: ProbabilityPath  # full 30 h window, 1 s
+    probability: ProbabilityPath | None  # full 30 h window, 1 s (None on a normal day)
     paths: EfficientPaths  # full 04:00-20:00 ET grid, 1 s
     quotes: dict[str, np.ndarray]
     trades: dict[str, np.ndarray]
@@ -63,11 +75,18 @@ class SyntheticDay:
     nbbo: pa.Table
     options: dict[str, dict[str, np.ndarray]]  # underlying -> ThetaData raw columns (+ time_ns)
     chains: dict[str, OptionChain]
-    kalshi: KalshiFills
+    kalshi: KalshiFills | None  # None on a normal day (no Kalshi files)
     kalshi_bad: list[dict]
     defects: list[dict]
     clean_rows: dict[str, int]
     params: dict = field(default_factory=dict)
+    day_kind: str = "election"
+    trading_date: dt.date = DAY
+    news: list[dict] = field(default_factory=list)  # normal days: every news jump (see elecflow.synth.normal)
+
+    @property
+    def is_normal(self) -> bool:
+        return self.day_kind == "normal"
 
     # ------------------------------------------------------------------ ground truth
     def probability_table(self) -> pa.Table:
@@ -118,6 +137,19 @@ class SyntheticDay:
             "sip_timestamp": pa.array(tt["sip_timestamp"], pa.int64()),
             "price": tt["price"],
             "location": pa.array(np.array(LOCATION_NAMES, dtype=object)[tt["location"]], pa.string()),
+        })
+
+    def news_table(self) -> pa.Table:
+        """Normal days: every news jump (release, unscheduled macro news, a stock's own news)."""
+        ev = self.news
+        return pa.table({
+            "time": pa.array(np.array([e["time_utc_ns"] for e in ev], dtype=np.int64)).cast(UTC_TS),
+            "grid_time": pa.array(np.array([e["grid_time_utc_ns"] for e in ev], dtype=np.int64)).cast(UTC_TS),
+            "kind": pa.array([e["kind"] for e in ev], pa.string()),
+            "label": pa.array([e["label"] for e in ev], pa.string()),
+            "symbol": pa.array([e["symbol"] for e in ev], pa.string()),
+            "sd": pa.array([e["sd"] for e in ev], pa.float64()),
+            "log_jump": pa.array([e["log_jump"] for e in ev], pa.float64()),
         })
 
     def kalshi_truth_table(self) -> pa.Table:
@@ -180,9 +212,34 @@ def efficient_paths(config: SyntheticDayConfig, prob: ProbabilityPath) -> Effici
     return simulate_efficient_prices(grid, p, REBALANCE_NS, stream(config.seed, "efficient_prices"))
 
 
+def normal_paths(config: SyntheticDayConfig) -> tuple[EfficientPaths, N.NormalNews]:
+    """A normal day's news and efficient prices on its full 04:00-20:00 ET 1 s grid.
+
+    The factors gain the macro news level as an extra row named ``MACRO``; ``paths.p``
+    holds that level (``paths.driver == "macro"``), not a probability.
+    """
+    date = config.trading_date
+    open_ns, close_ns, rebalance_ns = equity_bounds(date)
+    grid = second_grid(open_ns, close_ns)
+    rng_idio = {s: stream(config.seed, "idio_news", U.symbol_index(s), day=date) for s in N.news_stocks()}
+    news = N.simulate_news(grid, date, N.NewsParams.from_config(config),
+                           stream(config.seed, "macro_news", day=date), rng_idio)
+    paths = simulate_efficient_prices(grid, news.level, rebalance_ns, stream(config.seed, "efficient_prices", day=date),
+                                      date=date, factor_loadings=N.MACRO_FACTOR_LOADINGS, direct_loadings={},
+                                      extra_increments=news.idio, driver="macro")
+    paths.factors = paths.factors + (N.MACRO_FACTOR,)
+    paths.factor_log = np.vstack([paths.factor_log, news.level[None, :]])
+    return paths, news
+
+
 def progress_units(config: SyntheticDayConfig) -> int:
     """Number of ``tick`` calls :func:`generate_day` makes (for a progress bar)."""
-    return 3 + len(U.SYMBOLS) + len(config.option_underlyings) + 2
+    return 3 + len(U.SYMBOLS) + len(config.option_underlyings) + (1 if config.is_normal else 2)
+
+
+def _rng(config: SyntheticDayConfig, component: str, *key: int) -> np.random.Generator:
+    """The component's stream: keyed by (seed, trading date) on a normal day, by seed on Election Day."""
+    return stream(config.seed, component, *key, day=config.trading_date if config.is_normal else None)
 
 
 def generate_day(config: SyntheticDayConfig, tick: Callable[[str], None] | None = None) -> SyntheticDay:
@@ -191,54 +248,62 @@ def generate_day(config: SyntheticDayConfig, tick: Callable[[str], None] | None 
     w0, w1 = window_ns(config)
     k = config.defects_per_kind
     spec = clock_spec(config)
+    date = config.trading_date
+    open_ns, close_ns, _ = equity_bounds(date)
 
-    prob = probability_path(config)
-    tick("probability")
-    paths = efficient_paths(config, prob)
+    news = None
+    if config.is_normal:
+        prob = None
+        paths, news = normal_paths(config)
+        tick("news")
+    else:
+        prob = probability_path(config)
+        tick("probability")
+        paths = efficient_paths(config, prob)
     tick("efficient prices")
 
     # ---- equities
     tickers = sorted(U.SYMBOLS)
-    eq_window = (max(w0, EQUITY_OPEN_NS), min(w1, EQUITY_CLOSE_NS))
+    eq_window = (max(w0, open_ns), min(w1, close_ns))
     fp = FlowParams(intensity_scale=config.intensity_scale, informed_base=config.informed_base,
                     informed_gap=config.informed_gap, iso_prob_informed=config.iso_prob_informed,
                     iso_prob_uninformed=config.iso_prob_uninformed)
     if eq_window[0] >= eq_window[1]:  # no equity session in the window
-        eq_window = (EQUITY_OPEN_NS, EQUITY_OPEN_NS)
+        eq_window = (open_ns, open_ns)
     flows = []
     for sym in tickers:
-        flows.append(generate_symbol_flow(sym, paths, eq_window, fp,
-                                          stream(config.seed, "equity_flow", U.symbol_index(sym))))
+        flows.append(generate_symbol_flow(sym, paths, eq_window, fp, _rng(config, "equity_flow", U.symbol_index(sym))))
         tick(sym)
     nbbo = nbbo_1s(tickers, [f.q_time for f in flows], [f.q_bid for f in flows], [f.q_ask for f in flows])
     quotes = _quote_columns(flows)
     trades, truth = _trade_columns(flows)
     clean = {"quotes": quotes["sip_timestamp"].size, "trades": trades["sip_timestamp"].size,
              "nbbo_1s": nbbo.num_rows}
-    quotes, q_log = D.inject_polygon("quotes", quotes, k, stream(config.seed, "defects", 0))
-    trades, t_log = D.inject_polygon("trades", trades, k, stream(config.seed, "defects", 1))
+    quotes, q_log = D.inject_polygon("quotes", quotes, k, _rng(config, "defects", 0))
+    trades, t_log = D.inject_polygon("trades", trades, k, _rng(config, "defects", 1))
     for entry in q_log + t_log:
         entry["ticker"] = tickers[entry.pop("ticker_index")]
     tick("equity defects")
 
     # ---- options
     expiry_ns = utc_ns(ny_to_utc(config.option_expiry, dt.time(16, 0)))
-    regular = session_window(Session.REGULAR, DAY)
+    regular = session_window(Session.REGULAR, date)
     cadence = int(config.option_snapshot_seconds) * NS_PER_SECOND
     snaps = np.arange(regular.start_ns, regular.end_ns, cadence, dtype=np.int64)
     snaps = snaps[(snaps >= w0) & (snaps < w1)]
     options, chains, o_log, n_opt_clean = {}, {}, [], 0
     n_under = len(config.option_underlyings)
     snap_k = ((snaps - paths.time_ns[0]) // NS_PER_SECOND).astype(np.int64)  # equity grid index
-    q = prob.at(snaps)
+    # a normal day: the election is still ahead, its probability held at p_start
+    q = prob.at(snaps) if prob is not None else np.full(snaps.size, config.p_start)
     for j, sym in enumerate(config.option_underlyings):
         k_here = k // n_under + (1 if j < k % n_under else 0)  # defects per reason spread over the files
         spot = np.exp(paths.log_price[paths.row(sym), snap_k])
         ch = generate_option_chain(sym, snaps, spot, q, config.risk_free_rate, expiry_ns, config.option_strike_range,
-                                   stream(config.seed, "options", U.symbol_index(sym)))
-        cols = _theta_columns(ch, config.option_expiry)
+                                   _rng(config, "options", U.symbol_index(sym)))
+        cols = _theta_columns(ch, config.option_expiry, date)
         n_opt_clean += cols["ms_of_day"].size
-        cols, log = D.inject_options(cols, k_here, stream(config.seed, "defects", 2, U.symbol_index(sym)),
+        cols, log = D.inject_options(cols, k_here, _rng(config, "defects", 2, U.symbol_index(sym)),
                                      int(config.option_snapshot_seconds * 1000))
         for entry in log:
             entry["underlying"] = sym
@@ -247,18 +312,23 @@ def generate_day(config: SyntheticDayConfig, tick: Callable[[str], None] | None 
         tick(f"options {sym}")
     clean["option_quotes"] = n_opt_clean
 
-    # ---- Kalshi
-    fills = generate_kalshi(prob, spec, (w0, w1), config.kalshi_expected_trades, config.kalshi_informed_share,
-                            config.kalshi_other_outcomes, stream(config.seed, "kalshi"))
-    clean["kalshi_trades"] = int(fills.time_ns.size)
-    k_bad = D.kalshi_defects((w0, w1), k, stream(config.seed, "defects", 3))
-    for entry in k_bad:
-        entry["contract"] = CONTRACTS[entry.pop("contract_index")]
-    tick("kalshi")
+    # ---- Kalshi (Election Day only)
+    if prob is not None:
+        fills = generate_kalshi(prob, spec, (w0, w1), config.kalshi_expected_trades, config.kalshi_informed_share,
+                                config.kalshi_other_outcomes, stream(config.seed, "kalshi"))
+        clean["kalshi_trades"] = int(fills.time_ns.size)
+        k_bad = D.kalshi_defects((w0, w1), k, stream(config.seed, "defects", 3))
+        for entry in k_bad:
+            entry["contract"] = CONTRACTS[entry.pop("contract_index")]
+        tick("kalshi")
+    else:
+        fills, k_bad = None, []
+        clean["kalshi_trades"] = 0
 
     day = SyntheticDay(config, (w0, w1), tickers, prob, paths, quotes, trades, truth, nbbo, options, chains, fills,
-                       k_bad, q_log + t_log + o_log + k_bad, clean)
-    day.params = _params(day, spec)
+                       k_bad, q_log + t_log + o_log + k_bad, clean, day_kind=config.day_kind, trading_date=date,
+                       news=news.events if news is not None else [])
+    day.params = _normal_params(day) if config.is_normal else _params(day, spec)
     tick("ground truth")
     return day
 
@@ -320,9 +390,9 @@ def _trade_columns(flows) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]
     return cols, truth
 
 
-def _theta_columns(ch: OptionChain, expiry: dt.date) -> dict[str, np.ndarray]:
+def _theta_columns(ch: OptionChain, expiry: dt.date, date: dt.date = DAY) -> dict[str, np.ndarray]:
     n = ch.strike_milli.size
-    day_midnight = utc_ns(ny_to_utc(DAY, dt.time(0, 0)))
+    day_midnight = utc_ns(ny_to_utc(date, dt.time(0, 0)))
     contract_key = ch.strike_milli * 2 + (~ch.is_call).astype(np.int64)
     return {
         "contract_key": contract_key,
@@ -331,7 +401,7 @@ def _theta_columns(ch: OptionChain, expiry: dt.date) -> dict[str, np.ndarray]:
         "exp": np.full(n, int(expiry.strftime("%Y%m%d")), dtype=np.int64),
         "strike": ch.strike_milli.astype(np.int64),
         "right": np.where(ch.is_call, "C", "P").astype(object),
-        "date": np.full(n, int(DAY.strftime("%Y%m%d")), dtype=np.int64),
+        "date": np.full(n, int(date.strftime("%Y%m%d")), dtype=np.int64),
         "ms_of_day": ((ch.time_ns - day_midnight) // 1_000_000).astype(np.int64),
         "bid_size": ch.bid_size.astype(np.int64),
         "bid_exchange": ch.bid_exchange.astype(np.int64),
@@ -405,6 +475,83 @@ def _params(day: SyntheticDay, spec: ClockSpec) -> dict:
                    "expected_trades_full_window": cfg.kalshi_expected_trades},
         "clean_rows": dict(day.clean_rows),
         "defects": defects_count,
+    }
+
+
+def _defect_counts(day: SyntheticDay) -> dict[str, dict[str, int]]:
+    counts: dict[str, dict[str, int]] = {s: {} for s in D.REASONS_BY_STREAM}
+    for entry in day.defects:
+        bucket = counts[entry["stream"]]
+        bucket[entry["reason"]] = bucket.get(entry["reason"], 0) + 1
+    return counts
+
+
+def _normal_params(day: SyntheticDay) -> dict:
+    """``params.json`` of a normal day: the news model and its jumps instead of the probability."""
+    cfg = day.config
+    gamma = U.effective_election_loadings()
+    macro = N.effective_macro_loadings()
+    kinds: dict[str, int] = {}
+    for e in day.news:
+        kinds[e["kind"]] = kinds.get(e["kind"], 0) + 1
+    instruments = {}
+    for s in U.SYMBOLS:
+        inst = _instrument_params(s, gamma[s])
+        inst["election_loading_direct"] = 0.0  # no election signal on a normal day
+        inst["election_loading_effective"] = 0.0
+        inst["macro_loading_effective"] = macro[s]
+        inst["own_news_jump_sd"] = (cfg.idio_news_scale * U.INSTRUMENTS[s].idio_vol / np.sqrt(252.0)
+                                    if s in N.news_stocks() else 0.0)
+        instruments[s] = inst
+    return {
+        "seed": cfg.seed,
+        "day_kind": "normal",
+        "trading_date": day.trading_date.isoformat(),
+        "window_et": [cfg.start_et.isoformat(), cfg.end_et.isoformat()],
+        "window_utc_ns": list(day.window_ns),
+        "news": {
+            "construction": "dM = macro_vol s(t) dW + release jumps N(0, w sd_r^2) + unscheduled jumps N(0, sd_u^2); "
+                            "dF_f = L_f dM + sigma_f s(t) dW_f; stocks add their own news jumps",
+            "macro_vol": cfg.macro_vol, "macro_release_jump_sd": cfg.macro_release_jump_sd,
+            "macro_news_per_day": cfg.macro_news_per_day, "macro_news_jump_sd": cfg.macro_news_jump_sd,
+            "idio_news_per_day": cfg.idio_news_per_day, "idio_news_scale": cfg.idio_news_scale,
+            "macro_factor_loadings": dict(N.MACRO_FACTOR_LOADINGS),
+            "scheduled_releases": [{"time_et": r.time.isoformat(), "label": r.label, "weight": r.weight}
+                                   for r in N.scheduled_releases(day.trading_date)],
+            "stocks_with_own_news": list(N.news_stocks()),
+            "jumps_by_kind": kinds,
+            "jumps": day.news,
+            "macro_level_final": float(day.paths.p[-1]),
+        },
+        "equities": {
+            "grid": "1 s, 04:00-20:00 ET of the trading date (full, sliced to the window in the truth files)",
+            "vol_session_multipliers": {"pre_open": 0.35, "regular": 1.0, "after_hours": 0.5},
+            "leveraged_reset_utc_ns": equity_bounds(day.trading_date)[2],
+            "factors": {f.name: {"vol": f.vol, "macro_loading": N.MACRO_FACTOR_LOADINGS.get(f.name, 0.0),
+                                 "description": f.description} for f in U.FACTORS},
+            "instruments": instruments,
+            "designed_leaders": U.designed_leaders(),
+            "adjustment_half_life_seconds": {s: U.INSTRUMENTS[s].half_life for s in U.SYMBOLS},
+            "effective_macro_loadings": macro,
+            "flow": {"informed_base": cfg.informed_base, "informed_gap": cfg.informed_gap,
+                     "iso_prob_informed": cfg.iso_prob_informed, "iso_prob_uninformed": cfg.iso_prob_uninformed,
+                     "intensity_scale": cfg.intensity_scale},
+        },
+        "options": {
+            "expiry": cfg.option_expiry.isoformat(), "settlement": "16:00 ET, European, ACT/365",
+            "risk_free_rate": cfg.risk_free_rate,
+            "election_probability": cfg.p_start,
+            "underlyings": {
+                s: {"dividend_yield": ch.dividend_yield, "sigma_trump": ch.sigma_trump,
+                    "sigma_harris": ch.sigma_harris, "election_loading": ch.gamma,
+                    "strikes": int(np.unique(ch.strike_milli).size), "snapshots": int(ch.snap_ns.size)}
+                for s, ch in day.chains.items()
+            },
+            "snapshot_seconds": cfg.option_snapshot_seconds,
+        },
+        "kalshi": None,
+        "clean_rows": dict(day.clean_rows),
+        "defects": _defect_counts(day),
     }
 
 

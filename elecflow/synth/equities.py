@@ -22,6 +22,7 @@ Model (docs/synthetic-day.md, "Equities"):
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,7 +30,7 @@ import pyarrow as pa
 from scipy.signal import lfilter
 
 from elecflow import universe as U
-from elecflow.calendar import NS_PER_SECOND, Session, session_of, session_window
+from elecflow.calendar import ELECTION_DAY, NS_PER_SECOND, Session, session_of, session_window
 
 PX = 10_000  # price units per dollar
 
@@ -67,9 +68,11 @@ class EfficientPaths:
     log_target: np.ndarray  # (n_sym, n) quoted-mid target m
     factors: tuple[str, ...]
     factor_log: np.ndarray  # (n_f, n) cumulative factor log paths, 0 at the start
-    p: np.ndarray  # (n,) true probability on the grid
+    p: np.ndarray  # (n,) the common driver on the grid: true probability (normal day: macro news level)
     rebalance_index: int  # grid index of the leveraged ETFs' daily reset (16:00 ET)
     session: np.ndarray  # (n,) int8 session of each grid point
+    date: dt.date = ELECTION_DAY  # the trading date of the grid (sessions are that date's)
+    driver: str = "p"  # what ``p`` holds: "p" (election probability) or "macro" (normal-day news level)
 
     def row(self, symbol: str) -> int:
         return self.symbols.index(symbol)
@@ -91,15 +94,27 @@ def partial_adjustment(x: np.ndarray, half_life_s: np.ndarray) -> np.ndarray:
 
 
 def simulate_efficient_prices(
-    time_ns: np.ndarray, p: np.ndarray, rebalance_ns: int, rng: np.random.Generator
+    time_ns: np.ndarray, p: np.ndarray, rebalance_ns: int, rng: np.random.Generator, *,
+    date: dt.date = ELECTION_DAY,
+    factor_loadings: dict[str, float] | None = None,
+    direct_loadings: dict[str, float] | None = None,
+    extra_increments: dict[str, np.ndarray] | None = None,
+    driver: str = "p",
 ) -> EfficientPaths:
     """Efficient log prices of the universe on the 1 s grid ``time_ns`` given ``p`` on it.
 
     ``rebalance_ns`` is the daily reset of the leveraged ETFs (16:00 ET); before it their
-    reference is the grid start (the previous close).
+    reference is the grid start (the previous close). ``date`` is the trading date whose
+    sessions scale the vol.
+
+    The common driver ``p`` enters factor ``f`` with ``factor_loadings[f]`` and stock ``i``
+    directly with ``direct_loadings[i]``; by default these are the universe's election
+    loadings (``p`` = the true probability). A normal day passes its macro news level and
+    macro loadings instead, and each stock's own news jumps as ``extra_increments[sym]``
+    (log increments per grid step, added to that stock's step like its idiosyncratic shock).
     """
     n = time_ns.size
-    sess = session_of(time_ns)
+    sess = session_of(time_ns, date)
     step_mult = np.array([VOL_SESSION_MULT.get(Session(int(s)), 0.0) for s in range(5)])[sess[:-1]]
     dt_years = 1.0 / U.SECONDS_PER_TRADING_YEAR
     dp = np.diff(p)
@@ -107,7 +122,8 @@ def simulate_efficient_prices(
     shocks = rng.standard_normal((len(f_names) + len(U.STOCKS), n - 1))
     d_f = np.empty((len(f_names), n - 1))
     for i, f in enumerate(U.FACTORS):
-        d_f[i] = f.election_loading * dp + f.vol * np.sqrt(dt_years) * step_mult * shocks[i]
+        gamma_f = f.election_loading if factor_loadings is None else factor_loadings.get(f.name, 0.0)
+        d_f[i] = gamma_f * dp + f.vol * np.sqrt(dt_years) * step_mult * shocks[i]
     f_index = {f: i for i, f in enumerate(f_names)}
     stock_shock = {s: len(f_names) + i for i, s in enumerate(U.STOCKS)}
 
@@ -132,28 +148,32 @@ def simulate_efficient_prices(
             d += w * d_f[f_index[f]]
         for j, w in inst.constituent_weights.items():
             d += w * dx[j]
-        if inst.election_loading:
-            d += inst.election_loading * dp
+        gamma_i = inst.election_loading if direct_loadings is None else direct_loadings.get(sym, 0.0)
+        if gamma_i:
+            d += gamma_i * dp
         if inst.idio_vol:
             d += inst.idio_vol * np.sqrt(dt_years) * step_mult * shocks[stock_shock[sym]]
+        if extra_increments is not None and sym in extra_increments:
+            d += extra_increments[sym]
         dx[sym] = d
         levels[sym] = np.log(inst.ref_price) + np.concatenate(([0.0], np.cumsum(d)))
     log_price = np.vstack([levels[s] for s in U.SYMBOLS])
     half_lives = np.array([U.INSTRUMENTS[s].half_life for s in U.SYMBOLS])
     log_target = partial_adjustment(log_price, half_lives)
     factor_log = np.hstack([np.zeros((len(f_names), 1)), np.cumsum(d_f, axis=1)])
-    return EfficientPaths(time_ns, U.SYMBOLS, log_price, log_target, f_names, factor_log, p, rb, sess)
+    return EfficientPaths(time_ns, U.SYMBOLS, log_price, log_target, f_names, factor_log, p, rb, sess, date, driver)
 
 
 # --------------------------------------------------------------------------- arrivals
 
 
-def _rate_profile(time_ns: np.ndarray, session: np.ndarray, session_mult: dict) -> np.ndarray:
-    """Relative arrival rate per grid second (1 = regular-hours base rate)."""
+def _rate_profile(time_ns: np.ndarray, session: np.ndarray, session_mult: dict,
+                  date: dt.date = ELECTION_DAY) -> np.ndarray:
+    """Relative arrival rate per grid second (1 = regular-hours base rate) on trading date ``date``."""
     mult = np.array([session_mult.get(Session(int(s)), 0.0) for s in range(5)])[session]
     reg = session == Session.REGULAR
     if reg.any():
-        regular = session_window(Session.REGULAR)
+        regular = session_window(Session.REGULAR, date)
         t_reg = time_ns[reg]
         since_open = (t_reg - regular.start_ns) / NS_PER_SECOND
         to_close = (regular.end_ns - t_reg) / NS_PER_SECOND
@@ -253,7 +273,7 @@ def generate_symbol_flow(
     tick = int(round(inst.tick * PX))
 
     # ---- quotes
-    q_rate = inst.quote_rate * params.intensity_scale * _rate_profile(sec_ns, sess, QUOTE_SESSION_MULT)
+    q_rate = inst.quote_rate * params.intensity_scale * _rate_profile(sec_ns, sess, QUOTE_SESSION_MULT, paths.date)
     q_time, q_sec = poisson_times(sec_ns, q_rate, rng)
     nq = q_time.size
     k = secs[q_sec]  # grid index of each quote's second
@@ -273,7 +293,7 @@ def generate_symbol_flow(
     q_participant = q_time - _latency(rng, nq)
 
     # ---- trades
-    t_rate = inst.trade_rate * params.intensity_scale * _rate_profile(sec_ns, sess, TRADE_SESSION_MULT)
+    t_rate = inst.trade_rate * params.intensity_scale * _rate_profile(sec_ns, sess, TRADE_SESSION_MULT, paths.date)
     t_time, t_sec = poisson_times(sec_ns, t_rate, rng)
     qi = np.searchsorted(q_time, t_time, side="left") - 1  # last quote strictly before
     ok = qi >= 0

@@ -6,9 +6,16 @@ instead of by spawn order. Keys name the component and, where it matters, the sy
 position in :data:`elecflow.universe.SYMBOLS`, so changing one knob (the option
 underlyings, the window, the Kalshi rate) never changes the draws of another component:
 the equity path of a seed is the same whatever options are generated.
+
+Normal (pre-election) days add the trading date to the key: ``stream(seed, component,
+*key, day=date)`` uses ``spawn_key = (DAY_KEY, yyyymmdd, component, *key)``, so every
+(seed, date) pair has its own independent streams, disjoint from the Election Day's
+(whose keys, without ``day``, are unchanged).
 """
 
 from __future__ import annotations
+
+import datetime as dt
 
 import numpy as np
 
@@ -20,10 +27,18 @@ COMPONENTS: dict[str, int] = {
     "options": 5,  # key (5, symbol index)
     "kalshi": 6,
     "defects": 7,  # key (7, stream number)
+    "macro_news": 8,  # normal days: the common macro news path and its releases
+    "idio_news": 9,  # normal days: key (9, symbol index), a stock's own news jumps
 }
+DAY_KEY = 100  # first spawn-key element of date-keyed (normal-day) streams
 
 
-def stream(seed: int, component: str, *key: int) -> np.random.Generator:
-    """The generator of ``component`` (and sub-key, e.g. a symbol index) under ``seed``."""
+def stream(seed: int, component: str, *key: int, day: dt.date | None = None) -> np.random.Generator:
+    """The generator of ``component`` (and sub-key, e.g. a symbol index) under ``seed``.
+
+    ``day`` (normal days only) makes the stream depend on the trading date as well.
+    """
     spawn_key = (COMPONENTS[component], *(int(k) for k in key))
+    if day is not None:
+        spawn_key = (DAY_KEY, int(day.strftime("%Y%m%d")), *spawn_key)
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence(int(seed), spawn_key=spawn_key)))

@@ -99,8 +99,8 @@ def ensure_embedded_day(file_cfg: dict, seed: int | None, quiet: bool) -> Path:
 
 # ------------------------------------------------------------------------------------ replay
 
-REPLAY_FLAGS = ["mode", "speed", "start", "end", "data", "out", "dashboard", "host", "port", "exit_when_done",
-                "size_unit"]
+REPLAY_FLAGS = ["mode", "speed", "date", "start", "end", "data", "out", "dashboard", "host", "port",
+                "exit_when_done", "size_unit"]
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -178,7 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--config", type=Path, help="TOML file with [replay] and [synthetic] tables")
     rp.add_argument("--mode", choices=["paced", "sim"], help="paced (default, N x real time) or sim (max speed)")
     rp.add_argument("--speed", type=float, help="multiple of real time for paced mode (default 60)")
-    rp.add_argument("--start", help="window start, HH:MM New York time on 2024-11-05 or ISO datetime "
+    rp.add_argument("--date", help="trading date (YYYY-MM-DD) that HH:MM in --start/--end refer to "
+                                   "(default 2024-11-05)")
+    rp.add_argument("--start", help="window start, HH:MM New York time on --date (+1 = next day) or ISO datetime "
                                     "(default: 09:25 when paced, the first event in sim mode)")
     rp.add_argument("--end", help="window end (exclusive), same forms")
     rp.add_argument("--data", type=Path, help="directory of vendor files (found by their columns)")

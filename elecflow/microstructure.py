@@ -648,7 +648,7 @@ class MinuteBars:
     Quotes that are not usable (bid <= 0, ask < bid, NaN or infinite prices) are ignored.
     """
 
-    __slots__ = ("_states", "_ready", "interval")
+    __slots__ = ("_states", "_ready", "interval", "_closed")
 
     def __init__(self, interval_ns: int = NS_PER_MINUTE):
         if interval_ns <= 0:
@@ -656,13 +656,15 @@ class MinuteBars:
         self.interval = int(interval_ns)
         self._states: dict[str, _BarState] = {}
         self._ready: list[dict] = []
+        self._closed = -(1 << 62)  # events before this time belong to bars already returned
 
     def _state(self, symbol: str, time_ns: int) -> _BarState:
         s = self._states.get(symbol)
         if s is None:
             s = self._states[symbol] = _BarState()
-        if time_ns < s.time:
-            raise ValueError(f"{symbol}: event at {time_ns} ns is earlier than the previous one ({s.time} ns)")
+        if time_ns < s.time or time_ns < self._closed:
+            raise ValueError(f"{symbol}: event at {time_ns} ns is earlier than the previous one ({s.time} ns) "
+                             f"or than a closed bucket ({self._closed} ns)")
         s.time = time_ns
         if time_ns >= s.end:
             self._roll(symbol, s, time_ns)
@@ -745,7 +747,11 @@ class MinuteBars:
         s.active = True
 
     def close(self, until_ns: int) -> list[dict]:
-        """Finished bars with ``bucket <= until_ns``, sorted by (bucket, ticker)."""
+        """Finished bars with ``bucket <= until_ns``, sorted by (bucket, ticker).
+
+        Afterwards an event earlier than ``until_ns`` raises ValueError (its bar is gone).
+        """
+        self._closed = max(self._closed, until_ns)
         for symbol, s in self._states.items():
             if s.end and s.end <= until_ns:
                 self._finish(symbol, s)
@@ -1129,7 +1135,7 @@ class OneSecondNbbo:
     handled first); ``flush()`` at the end of the data.
     """
 
-    __slots__ = ("_states", "_ready", "interval")
+    __slots__ = ("_states", "_ready", "interval", "_closed")
 
     def __init__(self, interval_ns: int = NS_PER_SECOND):
         if interval_ns <= 0:
@@ -1137,11 +1143,14 @@ class OneSecondNbbo:
         self.interval = int(interval_ns)
         self._states: dict[str, _SecState] = {}
         self._ready: list[tuple] = []
+        self._closed = -(1 << 62)
 
     def on_quote(self, symbol: str, time_ns: int, bid: float, ask: float) -> None:
         s = self._states.get(symbol)
         if s is None:
             s = self._states[symbol] = _SecState()
+        if time_ns < self._closed:
+            raise ValueError(f"{symbol}: quote at {time_ns} ns is in a second already closed")
         if time_ns >= s.end:
             if s.end:
                 self._ready.append((s.end, symbol, s.bid, s.ask))
@@ -1152,6 +1161,8 @@ class OneSecondNbbo:
         s.ask = ask
 
     def close(self, until_ns: int) -> list[tuple]:
+        """Rows ``(T, symbol, bid, ask)`` with ``T <= until_ns``, sorted by (T, symbol)."""
+        self._closed = max(self._closed, until_ns)
         for symbol, s in self._states.items():
             if s.end and s.end <= until_ns:
                 self._ready.append((s.end, symbol, s.bid, s.ask))

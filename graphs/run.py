@@ -114,7 +114,9 @@ def run_replay(config: ReplayConfig, sources: list[SourceFile], dashboard=None, 
     bar.close()
     ingest_seconds = time.perf_counter() - t0
     if report.first_time_ns is None:
-        raise VendorFileError("no valid rows left to replay in the chosen window")
+        window = " to ".join(str(b) + " UTC" if b else "open" for b in (start_utc, end_utc))
+        raise VendorFileError(f"no valid rows left to replay in the window {window} "
+                              f"(HH:MM times are New York time on {config.date}; see --date)")
     start = start_utc or ns_to_datetime(report.first_time_ns)
     end = end_utc or ns_to_datetime(report.last_time_ns) + dt.timedelta(microseconds=1)
 

@@ -212,6 +212,10 @@ def test_minute_bars_by_hand():
     assert r2["num_trades"] == 1 and r2["total_flow"] == 0.0 and r2["iso_flow_intensity"] == 0.0
     with pytest.raises(ValueError):
         b2.on_quote("Y", T0, 5.0, 5.01, 1, 1)
+    b3 = ms.MinuteBars()
+    b3.close(T0 + M)
+    with pytest.raises(ValueError):  # its bar was already returned
+        b3.on_trade("Z", T0 + M - 1, 5.0, 100, 1, False)
 
 
 def test_minute_bars_batch_by_hand_and_event_order_at_the_boundary():
@@ -265,6 +269,8 @@ def test_one_second_nbbo_by_hand():
     assert s.close(T0 + S) == [(T0 + S, "A", 2.0, 2.1), (T0 + S, "B", 1.01, 1.11)]
     s.on_quote("A", T0 + 3 * S + 5, 2.2, 2.3)
     assert s.flush() == [(T0 + 2 * S, "B", 1.02, 1.12), (T0 + 4 * S, "A", 2.2, 2.3)]
+    with pytest.raises(ValueError):  # a second already returned cannot take more quotes
+        s.on_quote("C", T0 + 5 * S, 3.0, 3.1)
     got = ms.nbbo_1s([T0 + 100, T0 + 200, T0 + S - 1, T0 + S, T0 + 3 * S + 5], ["B", "A", "B", "B", "A"],
                      [1.0, 2.0, 1.01, 1.02, 2.2], [1.1, 2.1, 1.11, 1.12, 2.3])
     assert got["time"].tolist() == [T0 + S, T0 + S, T0 + 2 * S, T0 + 4 * S]

@@ -45,6 +45,10 @@ class ReplayConfig(BaseModel):
     part_minutes: float = Field(60.0, gt=0, description="engine minutes per output Parquet part")
     clock_seconds: float = Field(1.0, gt=0, description="engine seconds between replay_clock rows")
     progress: bool = True
+    features: bool = Field(True, description="compute microstructure bars and the 1 s NBBO sample")
+    signing_method: Literal["lee_ready", "tick", "emo"] = Field("lee_ready", description="trade signing rule")
+    quote_delay_ms: float = Field(0.0, ge=0, description="trades are signed against the quote in force this "
+                                                         "long before them (Lee-Ready's quote delay)")
 
     @field_validator("start", "end")
     @classmethod

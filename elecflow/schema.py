@@ -92,3 +92,28 @@ class ReplayClock(csp.Struct):
     nbbo_1s: int
     option_quotes: int
     kalshi_trades: int
+
+
+class MinuteBar(csp.Struct):
+    """Per-minute microstructure features of one ticker (output stream ``bars_1m``).
+
+    The seed's table plus microprice; definitions in docs/microstructure.md. ``bucket`` is the
+    end of the interval [bucket - 60 s, bucket). ``pct_*`` are fractions in [0, 1].
+    """
+
+    ticker: str
+    bucket: dt.datetime
+    log_mid: float
+    quote_updates: int
+    avg_rsprd: float
+    pct_trades_iso: float
+    pct_volume_iso: float
+    total_flow_non_iso: float
+    total_flow_iso: float
+    num_trades: int
+    num_trades_iso: int
+    total_volume: float
+    total_flow: float
+    iso_flow_intensity: float
+    microprice: float
+    microprice_var: float

@@ -27,13 +27,16 @@ from typing import Any
 import csp
 from csp import ts
 
-from elecflow.schema import EquityQuote, EquityTrade, KalshiTrade, ReplayClock
+from elecflow.schema import EquityQuote, EquityTrade, KalshiTrade, MinuteBar, ReplayClock
 
 __all__ = [
     "QUOTES_TABLE",
     "TRADES_TABLE",
     "KALSHI_TABLE",
     "CLOCK_TABLE",
+    "BARS_TABLE",
+    "bar_row",
+    "publish_bars",
     "TRADES_LIMIT",
     "KALSHI_LIMIT",
     "CLOCK_KEY",
@@ -58,6 +61,7 @@ QUOTES_TABLE = "quotes"
 TRADES_TABLE = "trades"
 KALSHI_TABLE = "kalshi"
 CLOCK_TABLE = "replay_clock"
+BARS_TABLE = "bars_1m"
 TRADES_LIMIT = 2000
 KALSHI_LIMIT = 20000
 CLOCK_KEY = "replay"
@@ -96,6 +100,24 @@ TABLE_SCHEMAS: dict[str, dict[str, str]] = {
         "taker_side": "string",
         "trade_id": "string",
     },
+    BARS_TABLE: {  # the latest finished minute of each ticker (elecflow.schema.MinuteBar)
+        "ticker": "string",
+        "bucket": "datetime",
+        "log_mid": "float",
+        "quote_updates": "integer",
+        "avg_rsprd_bps": "float",
+        "pct_trades_iso": "float",
+        "pct_volume_iso": "float",
+        "total_flow_non_iso": "float",
+        "total_flow_iso": "float",
+        "num_trades": "integer",
+        "num_trades_iso": "integer",
+        "total_volume": "float",
+        "total_flow": "float",
+        "iso_flow_intensity": "float",
+        "microprice": "float",
+        "microprice_var": "float",
+    },
     CLOCK_TABLE: {
         "key": "string",
         "time": "datetime",
@@ -116,6 +138,7 @@ def create_default_tables(server: Any) -> None:
     server.add_table(TRADES_TABLE, TABLE_SCHEMAS[TRADES_TABLE], limit=TRADES_LIMIT)
     server.add_table(KALSHI_TABLE, TABLE_SCHEMAS[KALSHI_TABLE], limit=KALSHI_LIMIT)
     server.add_table(CLOCK_TABLE, TABLE_SCHEMAS[CLOCK_TABLE], index="key")
+    server.add_table(BARS_TABLE, TABLE_SCHEMAS[BARS_TABLE], index="ticker")
 
 
 # --------------------------------------------------------------------------------------
@@ -193,6 +216,19 @@ def kalshi_row(k: KalshiTrade) -> dict[str, Any]:
         "taker_side": _get(k, "taker_side"),
         "trade_id": _get(k, "trade_id"),
     }
+
+
+def bar_row(b: MinuteBar) -> dict[str, Any]:
+    """A per-minute feature row; the relative spread is shown in basis points, NaN as null."""
+    row = {name: _finite(getattr(b, name)) for name in TABLE_SCHEMAS[BARS_TABLE] if name not in (
+        "bucket", "avg_rsprd_bps")}
+    row["bucket"] = epoch_ms(b.bucket)
+    row["avg_rsprd_bps"] = _finite(b.avg_rsprd * 1e4)
+    return row
+
+
+def _finite(value):
+    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 def clock_row(c: ReplayClock) -> dict[str, Any]:
@@ -340,3 +376,8 @@ def dashboard_graph(
     publish_recent(server, TRADES_TABLE, trades, trade_row, throttle_seconds, TRADES_LIMIT)
     publish_recent(server, KALSHI_TABLE, kalshi, kalshi_row, throttle_seconds, KALSHI_LIMIT)
     publish_recent(server, CLOCK_TABLE, clock, clock_row, throttle_seconds, 1)
+
+
+def publish_bars(server: object, bars: ts[MinuteBar], throttle_seconds: float = 0.25) -> None:
+    """The latest finished minute of each ticker into the ``bars_1m`` table."""
+    publish_latest(server, BARS_TABLE, bars, "ticker", bar_row, throttle_seconds)

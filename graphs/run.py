@@ -22,8 +22,11 @@ from elecflow.adapters.control import ReplayControl
 from elecflow.adapters.ingest import IngestFilter, IngestReport, ingest, write_canonical_events, write_report
 from elecflow.adapters.vendors import SourceFile, VendorFileError, discover
 from elecflow.config import ReplayConfig
+from elecflow.graphs.dashboard import publish_bars
+from elecflow.graphs.microstructure import microstructure_streams
 from elecflow.graphs.replay import (
     STREAM_TYPES,
+    AtomicParquetSink,
     datetime_to_ns,
     ns_to_datetime,
     canonical_inputs,
@@ -134,11 +137,23 @@ def run_replay(config: ReplayConfig, sources: list[SourceFile], dashboard=None, 
     prepare_seconds = time.perf_counter() - t0
     sinks: list = []
 
+    part_every = dt.timedelta(minutes=config.part_minutes)
+
     @csp.graph
     def graph():
         inputs = canonical_inputs(events)
         replay_graph(inputs, speed, control, str(out_dir), sinks, dashboard, progress, datetime_to_ns(start),
-                     dt.timedelta(seconds=config.clock_seconds), dt.timedelta(minutes=config.part_minutes))
+                     dt.timedelta(seconds=config.clock_seconds), part_every)
+        computed = {}
+        if config.features:
+            computed.update(microstructure_streams(inputs.quotes, inputs.trades, config.signing_method,
+                                                   int(config.quote_delay_ms * 1e6)))
+        for name, edge in computed.items():
+            sink = AtomicParquetSink(out_dir, name, part_every)
+            sinks.append(sink)
+            sink.publish(edge)
+        if dashboard is not None and "bars_1m" in computed:
+            publish_bars(dashboard, computed["bars_1m"])
 
     g0 = time.perf_counter()
     control.set_state("running")

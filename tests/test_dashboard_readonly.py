@@ -125,7 +125,7 @@ def test_reads_work_over_the_websocket(server: DashboardServer) -> None:
     async def scenario() -> None:
         async with RemoteClient(ws_url(server)) as client:
             names = await client.get_hosted_table_names()
-            assert sorted(names) == sorted([QUOTES_TABLE, TRADES_TABLE, KALSHI_TABLE, CLOCK_TABLE])
+            assert sorted(names) == sorted(TABLE_SCHEMAS)
             table = await client.open_table(QUOTES_TABLE)
             assert await table.schema() == TABLE_SCHEMAS[QUOTES_TABLE]
             assert await table.size() == 2
@@ -267,7 +267,7 @@ def test_every_mutation_is_refused_while_a_csp_graph_publishes(server: Dashboard
         runner.join()  # re-raises if the graph failed
 
     # Nothing the client sent changed any table; the graph's rows are there.
-    assert sorted(server.table_names) == sorted([QUOTES_TABLE, TRADES_TABLE, KALSHI_TABLE, CLOCK_TABLE])
+    assert sorted(server.table_names) == sorted(TABLE_SCHEMAS)
     assert server.snapshot(KALSHI_TABLE) == kalshi_before
     assert server.snapshot(TRADES_TABLE) == trades_before
     quotes_after = {r["symbol"]: r for r in server.snapshot(QUOTES_TABLE)}

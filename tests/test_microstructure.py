@@ -116,7 +116,8 @@ def test_eligibility_from_conditions_and_correction():
     masks = np.array([regular, form_t_odd, iso, avg_price, official_close, regular])
     corr = np.array([0, 0, 0, 0, 0, 1])
     assert ms.signing_eligible(masks, corr).tolist() == [True, True, True, False, False, False]
-    assert [ms.is_signing_eligible(int(m), int(c)) for m, c in zip(masks, corr)] == [True, True, True, False, False, False]
+    scalar = [ms.is_signing_eligible(int(m), int(c)) for m, c in zip(masks, corr)]
+    assert scalar == [True, True, True, False, False, False]
     # average-price prints are real volume (unsigned); official-close markers and cancels are not
     assert ms.bar_counted(masks, corr).tolist() == [True, True, True, True, False, False]
     assert [ms.counts_in_bars(int(m), int(c)) for m, c in zip(masks, corr)] == [True, True, True, True, False, False]
@@ -244,12 +245,14 @@ def test_minute_bars_batch_by_hand_and_event_order_at_the_boundary():
     for close_first in (True, False):
         bars = ms.MinuteBars()
         rows = []
-        events = sorted([(t, 0, i) for i, t in enumerate(quotes["time"])] + [(t, 1, i) for i, t in enumerate(trades["time"])])
+        events = sorted([(t, 0, i) for i, t in enumerate(quotes["time"])]
+                        + [(t, 1, i) for i, t in enumerate(trades["time"])])
         for t, kind, i in events:
             if close_first:
                 rows += bars.close(t - t % M)
             if kind == 0:
-                bars.on_quote("X", int(t), *(float(quotes[c][i]) for c in ("bid_price", "ask_price", "bid_size", "ask_size")))
+                values = (float(quotes[c][i]) for c in ("bid_price", "ask_price", "bid_size", "ask_size"))
+                bars.on_quote("X", int(t), *values)
             else:
                 bars.on_trade("X", int(t), float(trades["price"][i]), float(trades["size"][i]), int(signs[i]),
                               bool(trades["is_iso"][i]),
@@ -382,7 +385,8 @@ def test_streaming_bars_equal_batch_bars(window):
             rows += bars.close(now - now % M)
             boundary = now - now % M + M
         if k == 0:
-            bars.on_quote(qc["symbol"][i], now, qc["bid_price"][i], qc["ask_price"][i], qc["bid_size"][i], qc["ask_size"][i])
+            bars.on_quote(qc["symbol"][i], now, qc["bid_price"][i], qc["ask_price"][i], qc["bid_size"][i],
+                          qc["ask_size"][i])
         else:
             bars.on_trade(tc["symbol"][i], now, tc["price"][i], tc["size"][i], sl[i], tc["is_iso"][i],
                           ms.counts_in_bars(tc["condition_mask"][i], tc["correction"][i]))

@@ -37,6 +37,7 @@ __all__ = [
     "BARS_TABLE",
     "bar_row",
     "publish_bars",
+    "publish_batches",
     "TRADES_LIMIT",
     "KALSHI_LIMIT",
     "CLOCK_KEY",
@@ -378,6 +379,20 @@ def dashboard_graph(
     publish_recent(server, CLOCK_TABLE, clock, clock_row, throttle_seconds, 1)
 
 
-def publish_bars(server: object, bars: ts[MinuteBar], throttle_seconds: float = 0.25) -> None:
-    """The latest finished minute of each ticker into the ``bars_1m`` table."""
-    publish_latest(server, BARS_TABLE, bars, "ticker", bar_row, throttle_seconds)
+@csp.node
+def publish_batches(server: object, table: str, x: ts[[csp.Struct]], to_row: object):
+    """Push each tick's whole list of rows at once.
+
+    For streams that become final in bursts at a boundary (a minute's bars of all tickers):
+    the burst is the natural batch, so there is nothing to throttle, and unrolling it into
+    single ticks would leave the tail of a burst waiting for the next tick.
+    """
+    with csp.state():
+        s_errors = [0]
+    if x:
+        _push(server, table, [to_row(v) for v in x], s_errors)
+
+
+def publish_bars(server: object, bars: ts[[MinuteBar]]) -> None:
+    """Each minute's finished bars into the ``bars_1m`` table (latest per ticker)."""
+    publish_batches(server, BARS_TABLE, bars, bar_row)

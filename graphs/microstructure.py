@@ -89,8 +89,10 @@ def one_second_nbbo(quotes: ts[EquityQuote]) -> ts[[Nbbo1s]]:
 
 def microstructure_streams(quotes: ts[EquityQuote], trades: ts[EquityTrade], method: str = "lee_ready",
                            quote_delay_ns: int = 0) -> dict:
-    """The computed microstructure output streams, by output name."""
+    """The computed microstructure output streams, by output name. Each ticks a list of
+    structs: all the rows that become final at one engine time (a minute's bars of every
+    ticker, a second's quotes of every symbol)."""
     return {
-        "bars_1m": csp.unroll(minute_bars(quotes, trades, method, quote_delay_ns)),
-        "nbbo_1s_sampled": csp.unroll(one_second_nbbo(quotes)),
+        "bars_1m": minute_bars(quotes, trades, method, quote_delay_ns),
+        "nbbo_1s_sampled": one_second_nbbo(quotes),
     }

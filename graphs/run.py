@@ -151,7 +151,7 @@ def run_replay(config: ReplayConfig, sources: list[SourceFile], dashboard=None, 
         for name, edge in computed.items():
             sink = AtomicParquetSink(out_dir, name, part_every)
             sinks.append(sink)
-            sink.publish(edge)
+            sink.publish(csp.unroll(edge))
         if dashboard is not None and "bars_1m" in computed:
             publish_bars(dashboard, computed["bars_1m"])
 

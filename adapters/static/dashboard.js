@@ -80,6 +80,33 @@ export const LAYOUTS = {
     columns_config: { time: { date_format: NY_TIME }, price: PRICE },
     settings: false,
   },
+  // Heatmap-style grid: one row per ticker (its last finished minute), signed columns
+  // coloured by sign and size (perspective 5.6 datagrid keys: bg_mode/bg_gradient,
+  // fg_mode/fg_gradient).
+  "viewer-bars": {
+    plugin: "Datagrid",
+    columns: ["ticker", "bucket", "total_flow", "iso_flow_intensity", "total_flow_iso", "total_flow_non_iso",
+              "pct_trades_iso", "pct_volume_iso", "avg_rsprd_bps", "num_trades", "num_trades_iso",
+              "total_volume", "quote_updates", "microprice", "log_mid"],
+    sort: [["ticker", "asc"]],
+    title: "Last finished minute per ticker · signed flow (Lee-Ready), sweeps (ISO), spreads",
+    columns_config: {
+      bucket: { date_format: NY_TIME },
+      total_flow: { bg_mode: "gradient", bg_gradient: 2e6, number_format: { maximumFractionDigits: 0 } },
+      total_flow_iso: { bg_mode: "gradient", bg_gradient: 1e6, number_format: { maximumFractionDigits: 0 } },
+      total_flow_non_iso: { bg_mode: "gradient", bg_gradient: 2e6,
+                            number_format: { maximumFractionDigits: 0 } },
+      iso_flow_intensity: { bg_mode: "gradient", bg_gradient: 0.5,
+                            number_format: { maximumFractionDigits: 3 } },
+      pct_trades_iso: { fg_mode: "bar", fg_gradient: 1, number_format: { style: "percent" } },
+      pct_volume_iso: { fg_mode: "bar", fg_gradient: 1, number_format: { style: "percent" } },
+      avg_rsprd_bps: { bg_mode: "gradient", bg_gradient: 20, ...BPS },
+      total_volume: SIZE,
+      microprice: PRICE,
+      log_mid: { number_format: { maximumFractionDigits: 5 } },
+    },
+    settings: false,
+  },
   "viewer-clock": {
     plugin: "Datagrid",
     columns: ["time", "state", "speed", "quotes", "trades", "nbbo_1s", "option_quotes", "kalshi_trades"],

@@ -47,6 +47,10 @@ class ReplayConfig(BaseModel):
     progress: bool = True
     features: bool = Field(True, description="compute microstructure bars and the 1 s NBBO sample")
     signing_method: Literal["lee_ready", "tick", "emo"] = Field("lee_ready", description="trade signing rule")
+    upmove: bool = Field(True, description="score each bar with the up-move classifier (needs features)")
+    kalshi_filter: bool = Field(True, description="denoise the Kalshi election probability")
+    kalshi_grid_seconds: float = Field(1.0, gt=0, description="grid of the filtered probability's predictions")
+    kalshi_warmup_fills: int = Field(500, ge=20, description="fills used to estimate the filter's noise parameters")
     quote_delay_ms: float = Field(0.0, ge=0, description="trades are signed against the quote in force this "
                                                          "long before them (Lee-Ready's quote delay)")
 

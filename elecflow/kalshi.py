@@ -1,25 +1,26 @@
 """Denoised election probability from Kalshi fills (library layer: numpy/scipy/numba, no I/O).
 
-Two building blocks (the model and its estimator are documented with formulas in
-``docs/kalshi-filter.md``):
+Two building blocks (model, estimator and measured accuracy in ``docs/kalshi-filter.md``):
 
 * :func:`local_level_filter` - the linear Gaussian local-level Kalman filter over
   irregular gaps (random walk state, variance per unit time), the textbook special case.
 * :class:`KalshiProbabilityFilter` - the election-probability denoiser. Latent state
   ``x = Phi^{-1}(p)`` (probit of the Trump-wins probability), a random walk in an
-  *information clock* ``kappa(t)``: ``Var(x_t - x_s) = q (kappa(t) - kappa(s))`` plus rare
-  news jumps (a two-component Gaussian mixture collapsed after each fill). Observations:
-  a DJT fill measures ``Phi(x) + b_DJT`` (``b_DJT = 0``, the anchor) and a KH fill
-  ``1 - price`` measures ``Phi(x) + b_KH`` (``b_KH`` ~ P(neither candidate) + fees), with
-  noise ``tick^2/12 + s_c^2`` (cent rounding + bid-ask bounce). The nonlinear measurement
-  is linearised around the prediction (extended Kalman filter); a fill at the extreme
-  tick (1c or 99c) is a *censored* observation (the fair value is beyond the last quotable
-  mid) and updates by the exact truncated-normal moments. Parameters ``q, s_DJT, s_KH,
-  b_KH`` are estimated by maximum likelihood (prediction-error decomposition) on a warm-up
-  window (:func:`fit_kalshi_filter`); afterwards ``q`` is tracked online by recursive
-  maximum likelihood (a Gauss-Newton step on each fill's score, with the exact scalar
-  sensitivity recursion), because the probit diffuses faster as the remaining
-  information shrinks.
+  *information clock* ``kappa(t)``: ``Var(x_t - x_s) = int_s^t q dkappa`` with the clock's
+  shape fixed by design (:class:`InformationClock`) and its scale ``q`` estimated; as in
+  the UCBM construction, ``q`` grows as information is revealed (``dq/dkappa = q^2``
+  between fills, and by ``1 + jump^2`` at a news jump). News jumps enter as a
+  two-component Gaussian mixture collapsed after each fill. Observations: a DJT fill
+  measures ``Phi(x) + b_DJT`` (``b_DJT = 0``, the anchor) and a KH fill ``1 - price``
+  measures ``Phi(x) + b_KH`` (``b_KH`` ~ P(neither candidate) + fees), with noise
+  ``tick^2/12 + s_c^2`` (cent rounding + bid-ask bounce). The nonlinear measurement is
+  linearised around the prediction (extended Kalman filter); within ``edge_zone`` of the
+  last quotable mids (2c / 98c) the measurement saturates and the update is by
+  Gauss-Hermite quadrature instead. ``q``, ``s_DJT``, ``s_KH``, ``b_KH`` are estimated by
+  maximum likelihood (prediction-error decomposition) on a warm-up window
+  (:func:`fit_kalshi_filter`); afterwards ``q`` is corrected online by recursive maximum
+  likelihood (exact sensitivity recursion of the scalar filter, Gauss-Newton steps
+  scaled by the expected Fisher information).
 
 Incremental and batch share one implementation: :meth:`KalshiProbabilityFilter.update`
 calls the numba kernel for one fill, :meth:`KalshiProbabilityFilter.update_many` and
@@ -46,10 +47,12 @@ __all__ = [
     "CONTRACT_INDEX",
     "REGIMES",
     "FilterOutput",
+    "FilterOutputs",
     "InformationClock",
     "KalshiFilterParams",
     "KalshiFit",
     "KalshiProbabilityFilter",
+    "MIN_FILLS_PER_CONTRACT",
     "filter_kalshi_fills",
     "fit_kalshi_filter",
     "local_level_filter",
@@ -200,7 +203,7 @@ def _clock_increment(clk, t0_ns, t1_ns):  # pragma: no cover - numba
 
 
 # ======================================================================================
-# 3. Numerics shared by the kernel: Phi, phi, Phi^{-1}, Mills ratio
+# 3. Numerics shared by the kernel: Phi, phi, Phi^{-1}
 # ======================================================================================
 
 
@@ -266,7 +269,7 @@ N_STATE = 8
 # int state: last update time (ns), number of fills seen
 I_T, I_N = range(2)
 # output layout (float64)
-O_Y, O_P, O_SD, O_Z, O_LL, O_JUMP, O_M, O_VAR, O_Q, O_CENS, O_SCORE = range(11)
+O_Y, O_P, O_SD, O_Z, O_LL, O_JUMP, O_M, O_VAR, O_Q, O_EDGE, O_SCORE = range(11)
 N_OUT = 11
 
 
@@ -405,7 +408,7 @@ def _step(st, sti, prm, clk, t_ns, contract, price, out):  # pragma: no cover - 
     # near a price bound the measurement saturates: quadrature instead of linearisation
     edge = y <= prm[P_ZONE_LO] or y >= prm[P_ZONE_HI]
     out[O_Y] = y
-    out[O_CENS] = 1.0 if edge else 0.0
+    out[O_EDGE] = 1.0 if edge else 0.0
     if sti[I_N] == 0:
         # first fill: the state starts at the fill's implied probit with a variance of a few
         # observation variances (mapped to probit); it contributes no likelihood.
@@ -449,13 +452,30 @@ def _step(st, sti, prm, clk, t_ns, contract, price, out):  # pragma: no cover - 
     nu = y - h0
     s0 = hh * hh * pd + r
     # ---- update each branch
+    hold = False
     if edge:
         m0, p0, l0, dm0, dp0, dl0, eh, vh = _quad_branch(m, pd, dm, dpd, y, b, r, mid_lo, mid_hi)
-        if pi > 0.0:
+        z = (y - eh) / math.sqrt(vh + r)
+        # saturated mode: when the prediction itself sits beyond the bound (the quotable mid
+        # is pinned) and the fill agrees with it, the fill only repeats "p is at or beyond
+        # the bound". Applying it to a Gaussian would truncate the same side again and again
+        # (assumed-density bias: the mean creeps outward while the variance collapses), so
+        # it enters the likelihood but the state is left to diffuse.
+        if y >= prm[P_ZONE_HI]:
+            xb = _ndtri(min(mid_hi - b, 1.0))
+            psat = _ncdf((m - xb) / math.sqrt(pd))
+        else:
+            xb = _ndtri(max(mid_lo - b, 0.0))
+            psat = _ncdf((xb - m) / math.sqrt(pd))
+        if psat >= 0.5 and abs(z) < 2.0:
+            hold = True
+            m0, p0, dm0, dp0 = m, pd, dm, dpd
+            m1, p1, l1, dm1, dp1, dl1 = m0, p0, l0, dm0, dp0, dl0
+            out[O_EDGE] = 2.0
+        elif pi > 0.0:
             m1, p1, l1, dm1, dp1, dl1, _, _ = _quad_branch(m, pj, dm, dpd, y, b, r, mid_lo, mid_hi)
         else:
             m1, p1, l1, dm1, dp1, dl1 = m0, p0, l0, dm0, dp0, dl0
-        z = (y - eh) / math.sqrt(vh + r)
         fisher = 0.0
     else:
         m0, p0, l0, dm0, dp0, dl0 = _gauss_branch(m, pd, dm, dpd, h0, hh, nu, r)
@@ -471,7 +491,7 @@ def _step(st, sti, prm, clk, t_ns, contract, price, out):  # pragma: no cover - 
         ds_ = 2.0 * hh * (-m * hh * dm) * pd + hh * hh * dpd
         fisher = 0.5 * (ds_ / s0) * (ds_ / s0) + dh * dh / s0
     # ---- two-component mixture (no jump / jump) -> one Gaussian (moment matching)
-    if pi > 0.0:
+    if pi > 0.0 and not hold:
         a0 = math.log1p(-pi) + l0
         a1 = math.log(pi) + l1
         amax = a0 if a0 > a1 else a1
@@ -507,7 +527,7 @@ def _step(st, sti, prm, clk, t_ns, contract, price, out):  # pragma: no cover - 
         dpn = dp0
     # ---- recursive maximum likelihood for theta0 (Gauss-Newton step, expected information)
     gain = prm[P_GAIN]
-    if gain > 0.0:
+    if gain > 0.0 and not edge:
         decay = st[S_DECAY] * (1.0 - gain)
         info = (1.0 - gain) * st[S_INFO] + gain * fisher
         st[S_DECAY] = decay
@@ -607,11 +627,14 @@ class KalshiFilterParams:
     unit), ``bounce_var`` (per contract, dollars^2, on top of the rounding variance
     ``tick^2/12``) and ``bias[1]`` (KH: ``E[1 - KH price] - p``). ``bias[0]`` (DJT) is the
     anchor, 0 by convention (only the difference of the two biases is identified).
-    Design (fixed): the news-jump prior ``jump_rate`` per hour with probit sd ``jump_sd``,
-    the tick, and the censoring rule for fills at the extreme ticks (``edge``): a fill at
-    ``<= edge`` (in ``p`` terms) says the fair value is ``<= bound``, one at ``>= 1 - edge``
-    says it is ``>= 1 - bound``. ``adapt_gain`` is the online recursive-ML gain for
-    ``log q`` (0 = keep ``q`` fixed; memory ~ 1/gain fills), within ``q_bounds``.
+    Design (fixed): the news-jump prior ``jump_rate`` per hour with probit sd ``jump_sd``;
+    the tick; ``mid_bounds``, the last quotable mids (with a 1c tick and a 1c half-spread,
+    fills lie in 1c..99c, so mids in 2c..98c): the measurement is
+    ``clip(Phi(x) + b, *mid_bounds)``, and fills within ``edge_zone`` of those bounds are
+    updated by quadrature; ``ucbm_growth`` (q grows as information is revealed).
+    ``adapt_gain`` is the online recursive-ML gain for ``log q`` (0 = no online
+    correction; memory ~ 1/gain fills), within ``q_bounds``. ``q`` is the value at the
+    first fill; with ``ucbm_growth`` it then evolves.
     """
 
     q: float = 0.5
@@ -622,7 +645,7 @@ class KalshiFilterParams:
     tick: float = 0.01
     mid_bounds: tuple[float, float] = (0.02, 0.98)
     edge_zone: float = 0.03
-    adapt_gain: float = 0.002
+    adapt_gain: float = 0.001
     q_bounds: tuple[float, float] = (1e-4, 100.0)
     init_var: float = 0.0  # probit variance of the first fill's state; 0 = 4 obs variances
     ucbm_growth: bool = True  # q grows as information is revealed (dq/dkappa = q^2, news jumps)
@@ -679,7 +702,7 @@ class FilterOutput(NamedTuple):
     jump_prob: float  # posterior probability that a news jump happened since the last fill
     loglik: float  # log predictive density of this fill
     q: float  # the state scale in force after this fill
-    censored: bool  # fill at the extreme tick, used as a bound
+    edge: int  # 0 interior (EKF), 1 near a price bound (quadrature), 2 saturated (likelihood only)
     warm: bool  # parameters fitted (False during the warm-up, on provisional parameters)
 
 
@@ -728,6 +751,7 @@ def _as_arrays(t_ns, contract, price):
     return t, c, px
 
 
+MIN_FILLS_PER_CONTRACT = 10
 FIT_NAMES = ("q", "bounce_var_djt", "bounce_var_kh", "bias_kh")
 
 
@@ -756,7 +780,7 @@ def fit_kalshi_filter(t_ns, contract, price, *, clock: InformationClock | None =
     The likelihood is the prediction-error decomposition of the EKF (the mixture's
     predictive density of each fill given the earlier ones; the first fill initialises the
     state and is conditioned on). ``q`` is held fixed within the window (``adapt_gain`` is
-    ignored). Design parameters (jump prior, tick, censoring) come from ``base``.
+    ignored). Design parameters (jump prior, tick, price bounds, growth) come from ``base``.
     Optimiser: a coarse grid over ``log q`` (the only weakly identified parameter), then
     L-BFGS-B over ``(log q, log bounce_DJT, log bounce_KH, bias_KH)``; standard errors from
     a central-difference Hessian of the log-likelihood, mapped to the natural scale.
@@ -766,8 +790,9 @@ def fit_kalshi_filter(t_ns, contract, price, *, clock: InformationClock | None =
     t, c, px = _as_arrays(t_ns, contract, price)
     if t.size < 20:
         raise ValueError("need at least 20 fills to estimate the filter's parameters")
-    if np.count_nonzero(c == 0) < 5 or np.count_nonzero(c == 1) < 5:
-        raise ValueError("need at least 5 fills of each contract to estimate the filter's parameters")
+    if min(np.count_nonzero(c == 0), np.count_nonzero(c == 1)) < MIN_FILLS_PER_CONTRACT:
+        raise ValueError(f"need at least {MIN_FILLS_PER_CONTRACT} fills of each contract to estimate the filter's "
+                         "parameters")
     clk = clock.as_array()
     # starting values: bounce from the tick-to-tick price changes, bias from the level gap
     y = np.where(c == 0, px, 1.0 - px)
@@ -778,12 +803,20 @@ def fit_kalshi_filter(t_ns, contract, price, *, clock: InformationClock | None =
         start_b.append(math.log(max(d2 - base.tick ** 2 / 12.0, 1e-6)))
     bias0 = float(np.median(y[c == 1]) - np.median(y[c == 0])) if t.size else 0.0
     lo_q, hi_q = math.log(base.q_bounds[0]), math.log(base.q_bounds[1])
-    grid = np.linspace(max(lo_q, math.log(1e-3)), min(hi_q, math.log(1e2)), 11)
-    vals = [_neg_loglik((g, start_b[0], start_b[1], bias0), base, clk, t, c, px) for g in grid]
-    theta0 = np.array([grid[int(np.argmin(vals))], start_b[0], start_b[1], bias0])
     bounds = [(lo_q, hi_q), (math.log(1e-8), math.log(0.05)), (math.log(1e-8), math.log(0.05)), (-0.2, 0.2)]
-    res = optimize.minimize(_neg_loglik, theta0, args=(base, clk, t, c, px), method="L-BFGS-B", bounds=bounds,
+    args = (base, clk, t, c, px)
+    # profile over a coarse grid of log q (q is the weakly identified parameter and a large
+    # q, where the filter just follows the fills, is a poor local optimum), then polish all
+    best = None
+    for g in np.linspace(max(lo_q, math.log(1e-2)), min(hi_q, math.log(30.0)), 7):
+        sub = optimize.minimize(lambda th, g=g: _neg_loglik((g, *th), *args), np.array([start_b[0], start_b[1], bias0]),
+                                method="L-BFGS-B", bounds=bounds[1:], options={"maxiter": 200})
+        if best is None or sub.fun < best[0]:
+            best = (sub.fun, np.array([g, *sub.x]))
+    res = optimize.minimize(_neg_loglik, best[1], args=args, method="L-BFGS-B", bounds=bounds,
                             options={"maxiter": 500})
+    if res.fun > best[0]:  # keep the better of the profile point and the polish
+        res.x, res.fun = best[1], best[0]
     theta = res.x
     params = replace(_theta_to_params(theta, base), adapt_gain=base.adapt_gain)
     # standard errors: Hessian of -loglik in theta, delta method to the natural scale
@@ -842,7 +875,7 @@ class FilterOutputs:
     jump_prob: np.ndarray
     loglik: np.ndarray
     q: np.ndarray
-    censored: np.ndarray
+    edge: np.ndarray  # int8: 0 interior (EKF), 1 near a bound (quadrature), 2 saturated
     warm: np.ndarray
     probit_mean: np.ndarray
     probit_var: np.ndarray
@@ -855,20 +888,23 @@ class KalshiProbabilityFilter:
     """Incremental election-probability filter over DJT and KH fills.
 
     ``params=None`` (default) estimates the parameters: the first ``warmup_fills`` fills
-    are filtered with provisional design parameters (outputs flagged ``warm=False``), then
-    :func:`fit_kalshi_filter` runs on them, the state is rebuilt by re-filtering them with
-    the estimates, and the filter continues (``q`` then adapts online by recursive ML when
-    ``params.adapt_gain > 0``). With ``params`` given, no fitting happens.
+    (more if either contract has fewer than ``MIN_FILLS_PER_CONTRACT`` of them) are
+    filtered with ``provisional`` design parameters (outputs flagged ``warm=False``), then
+    :func:`fit_kalshi_filter` runs on them (once, ~0.5-1 s), the state is rebuilt by
+    re-filtering them with the estimates, and the filter continues (``q`` then adapts
+    online by recursive ML when ``adapt_gain > 0``). With ``params`` given, no fitting.
 
     ``update(t_ns, contract, price, count)`` returns a :class:`FilterOutput`;
-    ``predict(t_ns)`` returns ``(p, sd)`` given the fills so far (no state change);
-    ``update_many`` is the same computation over arrays (identical results).
-    ``count`` is accepted and ignored by the model (fill size carries no information
-    about the price error here; see docs/kalshi-filter.md).
+    ``predict(t_ns)`` returns ``(p, sd)`` at ``t_ns`` from the fills so far, without
+    changing the state (NaN before the first fill; for ``t_ns`` at or before the last fill,
+    the filtered value after it). ``update_many`` is the same computation over arrays, with
+    grid predictions interleaved (identical results). ``count`` is accepted and ignored:
+    fill size carries no information about the price error in this model (see
+    docs/kalshi-filter.md).
     """
 
     def __init__(self, params: KalshiFilterParams | None = None, *, clock: InformationClock | None = None,
-                 warmup_fills: int = 600, provisional: KalshiFilterParams | None = None,
+                 warmup_fills: int = 500, provisional: KalshiFilterParams | None = None,
                  regime_thresholds: tuple[float, float] = (2.0, 4.0)):
         self.clock = clock or InformationClock()
         self._clk = self.clock.as_array()
@@ -887,6 +923,7 @@ class KalshiProbabilityFilter:
         self._buf_t: list[int] = []
         self._buf_c: list[int] = []
         self._buf_p: list[float] = []
+        self._nbuf_kh = 0
 
     # ---------------------------------------------------------------- state and params
     def _set_params(self, params: KalshiFilterParams) -> None:
@@ -923,6 +960,11 @@ class KalshiProbabilityFilter:
         except KeyError:
             raise ValueError(f"unknown contract {contract!r}; expected one of {sorted(CONTRACT_INDEX)}") from None
 
+    def _warmup_ready(self) -> bool:
+        # enough fills, and enough of each contract for its noise and bias (else keep going)
+        n = len(self._buf_t)
+        return n >= self.warmup_fills and min(self._nbuf_kh, n - self._nbuf_kh) >= MIN_FILLS_PER_CONTRACT
+
     def _finish_warmup(self) -> None:
         t, c, px = (np.array(self._buf_t, dtype=np.int64), np.array(self._buf_c, dtype=np.int64),
                     np.array(self._buf_p, dtype=np.float64))
@@ -933,7 +975,7 @@ class KalshiProbabilityFilter:
         _run(self._st, self._sti, self._prm, self._clk, t, c, px, np.empty(0, dtype=np.int64), out,
              np.empty((0, 4)))
         self._fitting = False
-        self._buf_t, self._buf_c, self._buf_p = [], [], []
+        self._buf_t, self._buf_c, self._buf_p, self._nbuf_kh = [], [], [], 0
 
     # ---------------------------------------------------------------- streaming
     def update(self, t_ns: int, contract, price: float, count: int = 1) -> FilterOutput:
@@ -947,15 +989,16 @@ class KalshiProbabilityFilter:
             raise ValueError("fills must arrive in time order")
         warm = not self._fitting
         _step(self._st, self._sti, self._prm, self._clk, t_ns, k, price, self._row)
-        r = self._row
-        out = FilterOutput(t_ns, k, price, float(r[O_Y]), float(r[O_P]), float(r[O_SD]), float(r[O_Z]),
-                           REGIMES[regime_of(r[O_Z], self.regime_thresholds)], float(r[O_JUMP]), float(r[O_LL]),
-                           float(r[O_Q]), bool(r[O_CENS]), warm)
+        y, p, sd, z, ll, jump, _, _, q, edge, _ = self._row.tolist()
+        az = abs(z)
+        regime = REGIMES[(az >= self.regime_thresholds[0]) + (az >= self.regime_thresholds[1])]
+        out = FilterOutput(t_ns, k, price, y, p, sd, z, regime, jump, ll, q, int(edge), warm)
         if self._fitting:
             self._buf_t.append(t_ns)
             self._buf_c.append(k)
             self._buf_p.append(price)
-            if len(self._buf_t) >= self.warmup_fills:
+            self._nbuf_kh += k
+            if self._warmup_ready():
                 self._finish_warmup()
         return out
 
@@ -992,7 +1035,7 @@ class KalshiProbabilityFilter:
         g = 0
         while i < n:
             if self._fitting:
-                j = min(n, i + self.warmup_fills - len(self._buf_t))
+                j = min(n, i + max(1, self.warmup_fills - len(self._buf_t)))
                 warm[i:j] = False
             else:
                 j = n
@@ -1004,7 +1047,8 @@ class KalshiProbabilityFilter:
                 self._buf_t.extend(t[i:j].tolist())
                 self._buf_c.extend(c[i:j].tolist())
                 self._buf_p.extend(px[i:j].tolist())
-                if len(self._buf_t) >= self.warmup_fills:
+                self._nbuf_kh += int(np.count_nonzero(c[i:j]))
+                if self._warmup_ready():
                     self._finish_warmup()
             i = j
         for k in range(g, grid.size):  # grid times after the last fill
@@ -1013,14 +1057,15 @@ class KalshiProbabilityFilter:
             time_ns=t, contract=c, price=px, p_obs=out[:, O_Y].copy(), p=out[:, O_P].copy(), sd=out[:, O_SD].copy(),
             z=out[:, O_Z].copy(), regime=regime_of(out[:, O_Z], self.regime_thresholds),
             jump_prob=out[:, O_JUMP].copy(), loglik=out[:, O_LL].copy(), q=out[:, O_Q].copy(),
-            censored=out[:, O_CENS] > 0.5, warm=warm, probit_mean=out[:, O_M].copy(), probit_var=out[:, O_VAR].copy())
+            edge=out[:, O_EDGE].astype(np.int8), warm=warm, probit_mean=out[:, O_M].copy(),
+            probit_var=out[:, O_VAR].copy())
         if grid_ns is None:
             return res
         return res, grid_out
 
 
 def filter_kalshi_fills(t_ns, contract, price, count=None, *, params: KalshiFilterParams | None = None,
-                        clock: InformationClock | None = None, warmup_fills: int = 600, grid_ns=None):
+                        clock: InformationClock | None = None, warmup_fills: int = 500, grid_ns=None):
     """Batch form of :class:`KalshiProbabilityFilter` (same kernel; identical results).
 
     Returns ``(outputs, grid, filter)``: the per-fill :class:`FilterOutputs`, the grid

@@ -117,3 +117,33 @@ class MinuteBar(csp.Struct):
     iso_flow_intensity: float
     microprice: float
     microprice_var: float
+
+
+class KalshiProbability(csp.Struct):
+    """Denoised Trump-wins probability (output stream ``kalshi_probability``).
+
+    ``kind`` is ``"fill"`` for the filter's update at a DJT or KH fill, ``"grid"`` for its
+    prediction at each whole second (from the fills strictly before it). Model in
+    docs/kalshi-filter.md.
+    """
+
+    time: dt.datetime
+    kind: str  # "fill" or "grid"
+    contract: str  # the fill's contract; "" on the grid
+    raw_price: float  # the fill's own price in dollars; NaN on the grid
+    p_obs: float  # the fill read as a Trump-wins probability (1 - price for KH); NaN on the grid
+    p: float  # filtered probability
+    sd: float  # its standard deviation
+    z: float  # standardised innovation of the fill; NaN on the grid
+    regime: str  # "calm" / "moving" / "shock" by |z| of the latest fill
+    jump_prob: float  # posterior probability of a news jump since the previous fill (fills only)
+    warm: bool  # False while the filter runs on provisional parameters (warm-up window)
+
+
+class UpMoveScore(csp.Struct):
+    """P(the ticker's next-minute time-weighted log mid is above this minute's), published
+    when the bar of minute ``[bucket - 60 s, bucket)`` closes."""
+
+    ticker: str
+    bucket: dt.datetime
+    p_up: float

@@ -27,7 +27,15 @@ from typing import Any
 import csp
 from csp import ts
 
-from elecflow.schema import EquityQuote, EquityTrade, KalshiTrade, MinuteBar, ReplayClock
+from elecflow.schema import (
+    EquityQuote,
+    EquityTrade,
+    KalshiProbability,
+    KalshiTrade,
+    MinuteBar,
+    ReplayClock,
+    UpMoveScore,
+)
 
 __all__ = [
     "QUOTES_TABLE",
@@ -38,6 +46,13 @@ __all__ = [
     "bar_row",
     "publish_bars",
     "publish_batches",
+    "publish_kalshi_filter",
+    "publish_upmove",
+    "upmove_row",
+    "kalshi_filter_row",
+    "KALSHI_FILTER_TABLE",
+    "KALSHI_SERIES_TABLE",
+    "kalshi_series_rows",
     "TRADES_LIMIT",
     "KALSHI_LIMIT",
     "CLOCK_KEY",
@@ -63,6 +78,9 @@ TRADES_TABLE = "trades"
 KALSHI_TABLE = "kalshi"
 CLOCK_TABLE = "replay_clock"
 BARS_TABLE = "bars_1m"
+KALSHI_FILTER_TABLE = "kalshi_filter"
+KALSHI_SERIES_TABLE = "kalshi_filter_series"
+KALSHI_FILTER_LIMIT = 20000
 TRADES_LIMIT = 2000
 KALSHI_LIMIT = 20000
 CLOCK_KEY = "replay"
@@ -118,7 +136,21 @@ TABLE_SCHEMAS: dict[str, dict[str, str]] = {
         "iso_flow_intensity": "float",
         "microprice": "float",
         "microprice_var": "float",
+        "p_up": "float",  # the up-move classifier's probability for the next minute (upmove_1m)
     },
+    KALSHI_FILTER_TABLE: {  # filter updates at fills (elecflow.schema.KalshiProbability, kind "fill")
+        "time": "datetime",
+        "contract": "string",
+        "p_obs": "float",
+        "p": "float",
+        "p_lo": "float",
+        "p_hi": "float",
+        "z": "float",
+        "regime": "string",
+        "warm": "boolean",
+    },
+    # the same updates in long form, one row per series, for a chart split by series
+    KALSHI_SERIES_TABLE: {"time": "datetime", "series": "string", "value": "float"},
     CLOCK_TABLE: {
         "key": "string",
         "time": "datetime",
@@ -140,6 +172,8 @@ def create_default_tables(server: Any) -> None:
     server.add_table(KALSHI_TABLE, TABLE_SCHEMAS[KALSHI_TABLE], limit=KALSHI_LIMIT)
     server.add_table(CLOCK_TABLE, TABLE_SCHEMAS[CLOCK_TABLE], index="key")
     server.add_table(BARS_TABLE, TABLE_SCHEMAS[BARS_TABLE], index="ticker")
+    server.add_table(KALSHI_FILTER_TABLE, TABLE_SCHEMAS[KALSHI_FILTER_TABLE], limit=KALSHI_FILTER_LIMIT)
+    server.add_table(KALSHI_SERIES_TABLE, TABLE_SCHEMAS[KALSHI_SERIES_TABLE], limit=4 * KALSHI_FILTER_LIMIT)
 
 
 # --------------------------------------------------------------------------------------
@@ -222,10 +256,26 @@ def kalshi_row(k: KalshiTrade) -> dict[str, Any]:
 def bar_row(b: MinuteBar) -> dict[str, Any]:
     """A per-minute feature row; the relative spread is shown in basis points, NaN as null."""
     row = {name: _finite(getattr(b, name)) for name in TABLE_SCHEMAS[BARS_TABLE] if name not in (
-        "bucket", "avg_rsprd_bps")}
+        "bucket", "avg_rsprd_bps", "p_up")}
     row["bucket"] = epoch_ms(b.bucket)
     row["avg_rsprd_bps"] = _finite(b.avg_rsprd * 1e4)
     return row
+
+
+def kalshi_filter_row(k: KalshiProbability) -> dict[str, Any]:
+    """A filter update at a fill: raw (as a probability), filtered, and the +/- 2 sd band."""
+    return {"time": epoch_ms(k.time), "contract": k.contract, "p_obs": _finite(k.p_obs), "p": _finite(k.p),
+            "p_lo": _finite(max(0.0, k.p - 2.0 * k.sd)), "p_hi": _finite(min(1.0, k.p + 2.0 * k.sd)),
+            "z": _finite(k.z), "regime": k.regime, "warm": k.warm}
+
+
+KALSHI_SERIES = (("raw fill", "p_obs"), ("filtered", "p"), ("-2 sd", "p_lo"), ("+2 sd", "p_hi"))
+
+
+def kalshi_series_rows(k: KalshiProbability) -> list[dict[str, Any]]:
+    """One filter update as long-form chart rows: raw fill, filtered, and the band edges."""
+    wide = kalshi_filter_row(k)
+    return [{"time": wide["time"], "series": name, "value": wide[column]} for name, column in KALSHI_SERIES]
 
 
 def _finite(value):
@@ -396,3 +446,38 @@ def publish_batches(server: object, table: str, x: ts[[csp.Struct]], to_row: obj
 def publish_bars(server: object, bars: ts[[MinuteBar]]) -> None:
     """Each minute's finished bars into the ``bars_1m`` table (latest per ticker)."""
     publish_batches(server, BARS_TABLE, bars, bar_row)
+
+
+@csp.node
+def _fill_rows_only(x: ts[[KalshiProbability]]) -> ts[[KalshiProbability]]:
+    fills = [k for k in x if k.kind == "fill"]
+    if fills:
+        return fills
+
+
+def publish_kalshi_filter(server: object, probabilities: ts[[KalshiProbability]]) -> None:
+    """Filter updates at fills into ``kalshi_filter`` (the regime grid: the newest row's regime
+    is the regime indicator) and ``kalshi_filter_series`` (the chart: raw vs filtered with the
+    band), a tick's burst at a time."""
+    fills = _fill_rows_only(probabilities)
+    publish_batches(server, KALSHI_FILTER_TABLE, fills, kalshi_filter_row)
+    _publish_series(server, fills)
+
+
+@csp.node
+def _publish_series(server: object, x: ts[[KalshiProbability]]):
+    with csp.state():
+        s_errors = [0]
+    rows = [row for k in x for row in kalshi_series_rows(k)]
+    if rows:
+        _push(server, KALSHI_SERIES_TABLE, rows, s_errors)
+
+
+def upmove_row(u: UpMoveScore) -> dict[str, Any]:
+    """A partial row of the bars table: only ``p_up`` of that ticker changes."""
+    return {"ticker": u.ticker, "p_up": _finite(u.p_up)}
+
+
+def publish_upmove(server: object, scores: ts[[UpMoveScore]]) -> None:
+    """Each minute's up-move probabilities into the bars table's ``p_up`` column."""
+    publish_batches(server, BARS_TABLE, scores, upmove_row)

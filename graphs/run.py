@@ -22,7 +22,9 @@ from elecflow.adapters.control import ReplayControl
 from elecflow.adapters.ingest import IngestFilter, IngestReport, ingest, write_canonical_events, write_report
 from elecflow.adapters.vendors import SourceFile, VendorFileError, discover
 from elecflow.config import ReplayConfig
-from elecflow.graphs.dashboard import publish_bars
+from elecflow.graphs.dashboard import publish_bars, publish_kalshi_filter, publish_upmove
+from elecflow.graphs.kalshi import kalshi_probability
+from elecflow.graphs.upmove import upmove_streams
 from elecflow.graphs.microstructure import microstructure_streams
 from elecflow.graphs.replay import (
     STREAM_TYPES,
@@ -148,12 +150,21 @@ def run_replay(config: ReplayConfig, sources: list[SourceFile], dashboard=None, 
         if config.features:
             computed.update(microstructure_streams(inputs.quotes, inputs.trades, config.signing_method,
                                                    int(config.quote_delay_ms * 1e6)))
+            if config.upmove:
+                computed.update(upmove_streams(computed["bars_1m"]))
+        if config.kalshi_filter:
+            computed["kalshi_probability"] = kalshi_probability(
+                inputs.kalshi_trades, dt.timedelta(seconds=config.kalshi_grid_seconds), config.kalshi_warmup_fills)
         for name, edge in computed.items():
             sink = AtomicParquetSink(out_dir, name, part_every)
             sinks.append(sink)
             sink.publish(csp.unroll(edge))
         if dashboard is not None and "bars_1m" in computed:
             publish_bars(dashboard, computed["bars_1m"])
+        if dashboard is not None and "upmove_1m" in computed:
+            publish_upmove(dashboard, computed["upmove_1m"])
+        if dashboard is not None and "kalshi_probability" in computed:
+            publish_kalshi_filter(dashboard, computed["kalshi_probability"])
 
     g0 = time.perf_counter()
     control.set_state("running")

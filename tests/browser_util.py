@@ -300,10 +300,10 @@ class Chromium:
         ]
 
 
-def capture_screenshot(url: str, path: Path, wait_seconds: float) -> None:
+def capture_screenshot(url: str, path: Path, wait_seconds: float, width: int = 1600, height: int = 1000) -> None:
     """Open ``url`` in headless Chromium, wait until the dashboard reports ready (its
     ``window.elecflowDashboard.ready``) and then ``wait_seconds`` more, and save a PNG."""
-    with Chromium(width=1600, height=1000) as browser:
+    with Chromium(width=width, height=height) as browser:
         browser.navigate(url)
         try:
             browser.wait_for("window.elecflowDashboard && window.elecflowDashboard.ready", 30.0)

@@ -22,7 +22,8 @@ def _bar(ticker: str, flow: float, rsprd: float = 0.0001) -> MinuteBar:
 
 def test_bar_row_matches_the_table_schema_and_makes_nan_null():
     row = bar_row(_bar("AAPL", 1000.0))
-    assert set(row) == set(TABLE_SCHEMAS[BARS_TABLE])
+    # every column but p_up, which the up-move classifier fills by partial updates
+    assert set(row) == set(TABLE_SCHEMAS[BARS_TABLE]) - {"p_up"}
     assert row["bucket"] == int((T0 - dt.datetime(1970, 1, 1)).total_seconds() * 1000)
     assert row["avg_rsprd_bps"] == 1.0
     assert row["iso_flow_intensity"] is None  # NaN is not valid JSON for perspective
@@ -47,3 +48,10 @@ def test_a_minute_burst_is_published_whole_in_one_update():
 
     csp.run(g, starttime=T0, endtime=T0 + dt.timedelta(minutes=2))
     assert server.calls == [(BARS_TABLE, ["AAPL", "MSFT", "SPY"]), (BARS_TABLE, ["AAPL"])]
+
+
+def test_up_move_scores_are_partial_rows_of_the_bars_table():
+    from elecflow.graphs.dashboard import upmove_row
+    from elecflow.schema import UpMoveScore
+
+    assert upmove_row(UpMoveScore(ticker="SPY", bucket=T0, p_up=0.61)) == {"ticker": "SPY", "p_up": 0.61}

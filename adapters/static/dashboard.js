@@ -80,18 +80,44 @@ export const LAYOUTS = {
     columns_config: { time: { date_format: NY_TIME }, price: PRICE },
     settings: false,
   },
+  // Raw fills (read as a Trump-wins probability) against the filtered probability and its
+  // +/- 2 sd band: long-form rows split by series, like the Kalshi price chart (so the time
+  // axis is in New York time; pivoted, so loaded once the table has rows).
+  "viewer-kfilter-chart": {
+    plugin: "X/Y Line",
+    plugin_config: { facet_mode: "overlay", legend_mode: "floating" },
+    columns: ["time", "value"],
+    split_by: ["series"],
+    sort: [["time", "asc"]],
+    title: "Trump-wins probability · raw fills vs state-space filter ± 2 sd",
+    columns_config: { time: { date_format: NY_CLOCK }, value: PRICE },
+    settings: false,
+  },
+  // The newest row is the current regime (calm / moving / shock by |z|).
+  "viewer-kfilter-grid": {
+    plugin: "Datagrid",
+    columns: ["time", "regime", "z", "p", "p_lo", "p_hi", "p_obs", "contract", "warm"],
+    sort: [["time", "desc"]],
+    title: "Filter updates · newest first · regime by |z|",
+    columns_config: {
+      time: { date_format: NY_TIME }, p: PRICE, p_lo: PRICE, p_hi: PRICE, p_obs: PRICE,
+      z: { bg_mode: "gradient", bg_gradient: 4, number_format: { maximumFractionDigits: 2 } },
+    },
+    settings: false,
+  },
   // Heatmap-style grid: one row per ticker (its last finished minute), signed columns
   // coloured by sign and size (perspective 5.6 datagrid keys: bg_mode/bg_gradient,
   // fg_mode/fg_gradient).
   "viewer-bars": {
     plugin: "Datagrid",
-    columns: ["ticker", "bucket", "total_flow", "iso_flow_intensity", "total_flow_iso", "total_flow_non_iso",
+    columns: ["ticker", "bucket", "p_up", "total_flow", "iso_flow_intensity", "total_flow_iso", "total_flow_non_iso",
               "pct_trades_iso", "pct_volume_iso", "avg_rsprd_bps", "num_trades", "num_trades_iso",
               "total_volume", "quote_updates", "microprice", "log_mid"],
     sort: [["ticker", "asc"]],
-    title: "Last finished minute per ticker · signed flow (Lee-Ready), sweeps (ISO), spreads",
+    title: "Last finished minute per ticker · p_up: up-move classifier · signed flow (Lee-Ready), sweeps (ISO), spreads",
     columns_config: {
       bucket: { date_format: NY_TIME },
+      p_up: { fg_mode: "bar", fg_gradient: 1, number_format: { maximumFractionDigits: 3 } },
       total_flow: { bg_mode: "gradient", bg_gradient: 2e6, number_format: { maximumFractionDigits: 0 } },
       total_flow_iso: { bg_mode: "gradient", bg_gradient: 1e6, number_format: { maximumFractionDigits: 0 } },
       total_flow_non_iso: { bg_mode: "gradient", bg_gradient: 2e6,
@@ -235,7 +261,7 @@ async function watchClock(table) {
 
 // "X/Y Line" draws no legend for split_by series in 5.6, so the page draws one: series
 // follow the view's split order and take the theme's --psp-charts--series-N--color.
-let legendKey = "";
+const legendKeys = new WeakMap();  // legend box -> series names it shows
 async function renderLegend(viewer, box) {
   const view = await viewer.getView();
   const paths = await view.column_paths();
@@ -243,8 +269,8 @@ async function renderLegend(viewer, box) {
   const splits = Array.isArray(paths[0]) ? paths[0] : paths.map((p) => p.split("|")[0]);
   const names = [...new Set(splits)];
   const key = names.join("\n");
-  if (key === legendKey) return;
-  legendKey = key;
+  if (key === legendKeys.get(box)) return;
+  legendKeys.set(box, key);
   const style = getComputedStyle(viewer);
   const palette = [];
   for (let i = 1; i <= 64; i++) {
@@ -271,16 +297,17 @@ async function waitForRows(table) {
   while ((await table.size()) === 0) await new Promise((r) => setTimeout(r, 500));
 }
 
-async function watchLegend(table) {
-  const viewer = $("viewer-kalshi-chart");
-  const box = $("kalshi-legend");
+// The legend of a chart split by `splitColumn`: redrawn when the set of series changes.
+async function watchLegend(table, viewerId, boxId, splitColumn) {
+  const viewer = $(viewerId);
+  const box = $(boxId);
   if (!viewer || !box) return;
   await waitForRows(table);
   const refresh = () => renderLegend(viewer, box).catch((e) => recordError(e?.message || e));
-  const view = await table.view({ group_by: ["contract"], columns: [] });
+  const view = await table.view({ group_by: [splitColumn], columns: [] });
   await view.on_update(refresh);
   await refresh();
-  viewer.addEventListener("perspective-config-update", () => { legendKey = ""; refresh(); });
+  viewer.addEventListener("perspective-config-update", () => { legendKeys.delete(box); refresh(); });
 }
 
 // Replay state banner and Pause/Resume.
@@ -357,10 +384,13 @@ async function main() {
   }));
   for (const name of Object.keys(tables)) await watchTable(await tables[name], name);
   if (tables.replay_clock) await watchClock(await tables.replay_clock);
-  // the legend reads the chart's view, so it starts once the chart is loaded
-  if (tables.kalshi) {
-    const kalshi = await tables.kalshi;
-    deferred.push((loaded["viewer-kalshi-chart"] ?? Promise.resolve()).then(() => watchLegend(kalshi)));
+  // a legend reads its chart's view, so it starts once the chart is loaded
+  const legends = [["kalshi", "viewer-kalshi-chart", "kalshi-legend", "contract"],
+                   ["kalshi_filter_series", "viewer-kfilter-chart", "kfilter-legend", "series"]];
+  for (const [name, viewerId, boxId, column] of legends) {
+    if (!tables[name]) continue;
+    const table = await tables[name];
+    deferred.push((loaded[viewerId] ?? Promise.resolve()).then(() => watchLegend(table, viewerId, boxId, column)));
   }
   status.ready = true;
   await Promise.all(deferred);

@@ -100,7 +100,7 @@ def ensure_embedded_day(file_cfg: dict, seed: int | None, quiet: bool) -> Path:
 # ------------------------------------------------------------------------------------ replay
 
 REPLAY_FLAGS = ["mode", "speed", "date", "start", "end", "data", "out", "dashboard", "host", "port",
-                "exit_when_done", "size_unit"]
+                "exit_when_done", "size_unit", "signing_method", "quote_delay_ms"]
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -192,6 +192,10 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--exit-when-done", action="store_true", default=None,
                     help="stop the dashboard when the replay ends")
     rp.add_argument("--size-unit", choices=["shares", "round_lots"], help="unit of Polygon size columns")
+    rp.add_argument("--signing", dest="signing_method", choices=["lee_ready", "tick", "emo"],
+                    help="trade signing rule for the order-flow features (default lee_ready)")
+    rp.add_argument("--quote-delay-ms", dest="quote_delay_ms", type=float,
+                    help="sign trades against the quote in force this long before them (default 0)")
     rp.add_argument("--seed", type=int, help="seed of the embedded synthetic day (default 20241105)")
     rp.add_argument("--no-progress", action="store_true", help="no progress bars")
     rp.set_defaults(func=cmd_replay)

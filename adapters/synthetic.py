@@ -70,7 +70,7 @@ TRADES_PATH = trades_path(DAY)
 NBBO_PATH = nbbo_path(DAY)
 KALSHI_REST_PATH = "kalshi/trades_PRES-2024.json"
 PARQUET_COMPRESSION = "zstd"
-# CSV cells holding commas are written with these placeholders and fixed up afterwards
+# CSV cells holding commas are written with these sentinel characters and fixed up afterwards
 # (pyarrow's CSV writer would otherwise quote every string, header included).
 _COMMA, _QUOTE = "\x1f", "\x1e"
 
@@ -114,7 +114,7 @@ def write_json_atomic(obj, path: Path) -> None:
 
 
 def _csv_bytes(table: pa.Table) -> bytes:
-    """Header + rows, unquoted; cells prepared with placeholders get their quotes back."""
+    """Header + rows, unquoted; cells prepared with sentinels get their quotes back."""
     buf = pa.BufferOutputStream()
     pacsv.write_csv(table, buf, pacsv.WriteOptions(include_header=False, quoting_style="none", batch_size=1 << 16))
     body = buf.getvalue().to_pybytes()

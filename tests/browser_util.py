@@ -300,6 +300,22 @@ class Chromium:
         ]
 
 
+#: Text of every text node under an element, shadow roots included (a JS function of an id).
+DEEP_TEXT = """
+(id => {
+  let out = [];
+  const walk = (n) => {
+    if (n.shadowRoot) walk(n.shadowRoot);
+    for (const c of n.childNodes) {
+      if (c.nodeType === 3) out.push(c.textContent); else walk(c);
+    }
+  };
+  walk(document.getElementById(id));
+  return out.join(" ");
+})
+"""
+
+
 def capture_screenshot(url: str, path: Path, wait_seconds: float, width: int = 1600, height: int = 1000) -> None:
     """Open ``url`` in headless Chromium, wait until the dashboard reports ready (its
     ``window.elecflowDashboard.ready``) and then ``wait_seconds`` more, and save a PNG."""

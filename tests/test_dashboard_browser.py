@@ -243,19 +243,8 @@ def test_dashboard_graph_fills_the_default_tables() -> None:
 # The page in headless Chromium
 # --------------------------------------------------------------------------------------
 
-DEEP_TEXT = """
-(id => {
-  let out = [];
-  const walk = (n) => {
-    if (n.shadowRoot) walk(n.shadowRoot);
-    for (const c of n.childNodes) {
-      if (c.nodeType === 3) out.push(c.textContent); else walk(c);
-    }
-  };
-  walk(document.getElementById(id));
-  return out.join(" ");
-})
-"""
+from browser_util import DEEP_TEXT  # noqa: E402
+
 
 COUNT_CANVASES = """
 (id => {

@@ -43,20 +43,8 @@ SPEED = 60.0
 WINDOW_START_MS = int(dt.datetime(2024, 11, 5, 9, 30, tzinfo=NEW_YORK).timestamp() * 1000)
 WINDOW_END_MS = int(dt.datetime(2024, 11, 5, 9, 50, tzinfo=NEW_YORK).timestamp() * 1000)
 
-#: Text of every text node under an element, shadow roots included.
-DEEP_TEXT = """
-(id => {
-  let out = [];
-  const walk = (n) => {
-    if (n.shadowRoot) walk(n.shadowRoot);
-    for (const c of n.childNodes) {
-      if (c.nodeType === 3) out.push(c.textContent); else walk(c);
-    }
-  };
-  walk(document.getElementById(id));
-  return out.join(" ");
-})
-"""
+from browser_util import DEEP_TEXT  # noqa: E402
+
 
 #: Rows the datagrid actually rendered (regular-table body rows with text).
 RENDERED_ROWS = """

@@ -15,9 +15,13 @@ of the body is an exact function of the call curve, not of a quadrature.
 Tails (outside the trusted range): the smile is continued in total variance
 ``w(k) = sigma(k)^2 tau`` by a straight line in ``k`` (``tails="linear"``: value and slope
 matched at the edge, slopes kept inside Lee's moment bounds) or flat in IV
-(``tails="flat"``). The wing density, CDF and moments are then closed form / quadrature of a
-closed form (Gatheral's density formula with ``w'' = 0``), so the tail masses are computed,
-never implied by a renormalisation; ``mass_error = mass_grid + tails - 1`` is a diagnostic.
+(``tails="flat"``); default ``tails="lognormal"``: matched scaled lognormal pieces. The tail
+masses are computed, never implied by a renormalisation; ``mass_error = mass_grid + tails - 1``
+is a diagnostic. Tail moments are closed form (lognormal partial moments) for the lognormal
+and flat-IV tails and a fixed composite Gauss-Legendre rule for a sloped linear wing; tail
+quantiles invert the lognormal CDF by ``ndtri``. A refresh at 400 points costs ~0.5 ms
+(benchmarks/rnd_refresh.py); the previous adaptive quadrature is kept as
+``_tails_by_quadrature`` / ``_density_from_smile_reference`` for tests and benchmarks.
 
 No-arbitrage: the call curve on the grid must be decreasing (slopes in [-DF, 0]) and convex
 (density >= 0) with ``C >= DF (F - K)^+``. Violations are counted and sized; when present
@@ -34,7 +38,7 @@ import numpy as np
 from scipy.integrate import quad, quad_vec
 from scipy.interpolate import CubicSpline
 from scipy.optimize import brentq, nnls
-from scipy.special import log_ndtr, ndtr
+from scipy.special import log_ndtr, ndtr, ndtri
 
 __all__ = [
     "ArbitrageDiagnostics",
@@ -49,6 +53,13 @@ __all__ = [
 
 QUANTILE_LEVELS = (0.01, 0.05, 0.25, 0.50, 0.75, 0.95, 0.99)
 _SQRT2PI = np.sqrt(2.0 * np.pi)
+# binomial coefficients C(j, i), j, i = 0..4 (expansions of the centred tail moments)
+_BINOM = np.array([[1, 0, 0, 0, 0], [1, 1, 0, 0, 0], [1, 2, 1, 0, 0], [1, 3, 3, 1, 0], [1, 4, 6, 4, 1]], dtype=np.float64)
+_POW = np.arange(5, dtype=np.float64)
+# fixed composite Gauss-Legendre rule for a linear-total-variance wing (b != 0): 16 nodes per
+# panel; panels [0, 1/4, 1/2, 1, 2, 4, ...] edge total vols from the edge, out to 4096 in k
+_GL_X, _GL_W = np.polynomial.legendre.leggauss(16)
+_WING_REACH = 4096.0
 
 
 # --------------------------------------------------------------------------- helpers
@@ -147,7 +158,7 @@ class _GaussTail:
 
 def _smile_edge(smile, k, dk, tau):
     """The smile's CDF and log-space density at ``k`` (central differences of ``w``)."""
-    w0, wm, wp = (float(smile(np.array([x]))[0]) ** 2 * tau for x in (k, k - dk, k + dk))
+    w0, wm, wp = (smile(np.array([k, k - dk, k + dk])) ** 2 * tau).tolist()
     w1 = (wp - wm) / (2 * dk)
     w2 = (wp - 2 * w0 + wm) / (dk * dk)
     sw = np.sqrt(w0)
@@ -277,6 +288,11 @@ def project_call_curve(call, strikes, forward, discount, tol=1e-12):
     c = call / scale
     h = (strikes[1] - strikes[0]) / forward
     k0 = strikes[0] / forward
+    # constraint residuals g - G c, in O(n) (the dense G is only built when a repair is due)
+    hvec = np.concatenate([-np.diff(c, 2), [-1.0 - (c[1] - c[0]) / h, (c[-1] - c[-2]) / h,
+                                            max(1.0 - k0, 0.0) - c[0], c[0] - 1.0, -c[-1]]])
+    if np.all(hvec <= tol):
+        return call.copy(), 0
     rows, rhs = [], []
     # convexity: c_{i-1} - 2 c_i + c_{i+1} >= 0
     G2 = np.zeros((n - 2, n))
@@ -295,8 +311,6 @@ def project_call_curve(call, strikes, forward, discount, tol=1e-12):
     G = np.vstack(rows)
     g = np.concatenate(rhs)
     hvec = g - G @ c  # constraints on the correction x: G x >= hvec
-    if np.all(hvec <= tol):
-        return call.copy(), 0
     E = np.vstack([G.T, hvec[None, :]])
     f = np.zeros(n + 1)
     f[-1] = 1.0
@@ -362,8 +376,10 @@ def _make_wing(smile, k_e, dk, tau, side, tails, moment_order):
     return _Wing(k_e, w_e, b)
 
 
-def _tail_moments(wing, lo, hi, center, log_center, forward):
-    """Integrals over the wing of ``[1, s^j centred, x^j centred]`` for j = 1..4 (x = log S/F)."""
+def _tails_by_quadrature(wing, lo, hi, center, log_center, forward):
+    """Reference (the previous implementation): integrals over the wing of
+    ``[1, s^j centred, x^j centred]``, j = 1..4 (x = log S/F), by adaptive quadrature
+    (``quad_vec``, epsrel 1e-11). Kept for tests and benchmarks/rnd_refresh.py."""
 
     def f(k):
         with np.errstate(all="ignore"):
@@ -379,22 +395,111 @@ def _tail_moments(wing, lo, hi, center, log_center, forward):
     return val
 
 
-def _moments(body_k, body_w, left, right, k_lo, k_hi, forward, center, log_center):
+def _gauss_form(wing):
+    """``(A, mu, s)`` when the wing's log-density is ``A phi((x - mu)/s)/s`` (the matched
+    lognormal tail, and the flat-IV wing: ``A = 1, mu = -w/2, s = sqrt w``), else None."""
+    if isinstance(wing, _GaussTail):
+        return wing.A, wing.mu, wing.s
+    if wing.b == 0.0:
+        return 1.0, -0.5 * wing.w_e, float(np.sqrt(wing.w_e))
+    return None
+
+
+_TRI_EXP = np.maximum(_POW[:, None] - _POW[None, :], 0.0)
+_TRI_MASK = _POW[:, None] >= _POW[None, :]
+
+
+def _tri_powers(c):
+    """``c^(j - i)`` for ``i <= j`` (0 above the diagonal), j, i = 0..4."""
+    return np.where(_TRI_MASK, float(c) ** _TRI_EXP, 0.0)
+
+
+def _gauss_tail_moments(A, mu, s, side, edge, forward, center, log_center):
+    """Closed-form ``[1, (S-c)^j, (x-lc)^j]`` integrals (j = 1..4) of ``A phi((x-mu)/s)/s``
+    over ``x < edge`` (side < 0) or ``x > edge`` (side > 0).
+
+    ``S^m``: ``E[e^{m x} 1{x < a}] = A e^{m mu + m^2 s^2/2} Phi((a - mu)/s - m s)`` (the
+    lognormal partial moments), then binomial expansion of ``(F e^x - c)^j``. ``x^j``: the
+    truncated standard-normal partial moments ``M_j = (j-1) M_{j-2} -/+ z0^{j-1} phi(z0)``,
+    then binomial expansion of ``(mu - lc + s z)^j``."""
+    z0 = (edge - mu) / s
+    m = _POW
+    arg = z0 - m * s if side < 0 else m * s - z0
+    with np.errstate(over="ignore", under="ignore"):
+        es = A * np.exp(m * mu + 0.5 * (m * s) ** 2 + log_ndtr(arg))  # E[e^{m x} 1{tail}]
+    es = np.where(np.isfinite(es), es, 0.0)
+    # (F e^x - c)^j = sum_i C(j,i) F^i e^{i x} (-c)^{j-i}
+    fi = forward**m
+    ms = (_BINOM * _tri_powers(-center)) @ (fi * es)
+    # standard-normal partial moments over the tail
+    ph = float(np.exp(-0.5 * z0 * z0) / _SQRT2PI)
+    sg = -1.0 if side < 0 else 1.0
+    M = np.empty(5)
+    M[0] = ndtr(z0) if side < 0 else ndtr(-z0)
+    M[1] = sg * ph
+    for j in (2, 3, 4):
+        M[j] = (j - 1) * M[j - 2] + sg * z0 ** (j - 1) * ph
+    a = mu - log_center
+    mx = A * ((_BINOM * _tri_powers(a)) @ (s**m * M))
+    return np.concatenate([ms, mx[1:]])
+
+
+def _wing_quadrature_moments(wing, side, edge, forward, center, log_center):
+    """Linear-total-variance wing (``b != 0``): fixed composite Gauss-Legendre rule (16
+    nodes per panel), panels doubling in width from a quarter of ``min(sqrt(w_e), w_e/|b|)``
+    out to ``_WING_REACH`` in k (all vectorised: one density evaluation per node)."""
+    # length scale near the edge: the edge total vol, or the distance over which w doubles
+    se = min(float(np.sqrt(wing.w_e)), wing.w_e / abs(wing.b))
+    n_pan = int(np.ceil(np.log2(_WING_REACH / se))) + 3
+    br = np.concatenate([[0.0], se * np.exp2(np.arange(n_pan) - 2.0)])
+    half, mid = 0.5 * np.diff(br), 0.5 * (br[1:] + br[:-1])
+    d = (mid[:, None] + half[:, None] * _GL_X).ravel()
+    wt = (half[:, None] * _GL_W).ravel()
+    k = edge + side * d
+    with np.errstate(all="ignore"):
+        p = wing.logpdf_density(k) * wt
+        ds = forward * np.exp(k) - center
+        dx = k - log_center
+        v = p * np.stack([np.ones_like(k), ds, ds * ds, ds**3, ds**4, dx, dx * dx, dx**3, dx**4])
+    v = np.where(np.isfinite(v) & np.isfinite(p), v, 0.0)
+    return v.sum(axis=1)
+
+
+def _tail_moments(wing, side, edge, forward, center, log_center):
+    g = _gauss_form(wing)
+    if g is not None:
+        return _gauss_tail_moments(*g, side, edge, forward, center, log_center)
+    return _wing_quadrature_moments(wing, side, edge, forward, center, log_center)
+
+
+def _moments(body_k, body_w, left, right, k_lo, k_hi, forward, center, log_center, reference=False):
     s = forward * np.exp(body_k)
     ds, dx = s - center, body_k - log_center
-    m = np.array([body_w.sum()] + [(body_w * ds**j).sum() for j in (1, 2, 3, 4)]
-                 + [(body_w * dx**j).sum() for j in (1, 2, 3, 4)])
-    m = m + _tail_moments(left, -np.inf, k_lo, center, log_center, forward)
-    m = m + _tail_moments(right, k_hi, np.inf, center, log_center, forward)
-    return m
+    ds2, dx2 = ds * ds, dx * dx
+    m = body_w @ np.stack([np.ones_like(ds), ds, ds2, ds2 * ds, ds2 * ds2, dx, dx2, dx2 * dx, dx2 * dx2], axis=1)
+    if reference:
+        m = m + _tails_by_quadrature(left, -np.inf, k_lo, center, log_center, forward)
+        return m + _tails_by_quadrature(right, k_hi, np.inf, center, log_center, forward)
+    m = m + _tail_moments(left, -1, k_lo, forward, center, log_center)
+    return m + _tail_moments(right, 1, k_hi, forward, center, log_center)
 
 
-def _quantile(r: RiskNeutralDensity, level: float) -> float:
+def _body_cum(r: RiskNeutralDensity) -> np.ndarray:
+    """CDF at the body's cell edges (left tail mass + cumulated cell masses, made monotone)."""
+    cum = r.mass_left_tail + np.concatenate([[0.0], np.cumsum(r.density * r.h)])
+    return np.maximum.accumulate(cum)
+
+
+def _quantile(r: RiskNeutralDensity, level: float, cum=None, reference: bool = False) -> float:
     F = r.forward
     lo_edge = r.strikes[0] - 0.5 * r.h
-    cum = r.mass_left_tail + np.concatenate([[0.0], np.cumsum(r.density * r.h)])
-    cum = np.maximum.accumulate(cum)
+    if cum is None:
+        cum = _body_cum(r)
     if level < cum[0]:
+        g = None if reference else _gauss_form(r._left)
+        if g is not None:  # A Phi((k - mu)/s) = level
+            A, mu, s = g
+            return float(F * np.exp(mu + s * ndtri(level / A)))
         k_e = np.log(lo_edge / F)
         f = lambda k: r._left.cdf(k) - level  # noqa: E731
         a = k_e - 1.0
@@ -404,6 +509,10 @@ def _quantile(r: RiskNeutralDensity, level: float) -> float:
     if level > cum[-1]:
         k_e = np.log((r.strikes[-1] + 0.5 * r.h) / F)
         target = level - cum[-1] + r._right.cdf(k_e)  # continue the CDF with the wing's shape
+        g = None if reference else _gauss_form(r._right)
+        if g is not None:  # 1 - A Phi(-(k - mu)/s) = target
+            A, mu, s = g
+            return float(F * np.exp(mu - s * ndtri((1.0 - target) / A)))
         f = lambda k: r._right.cdf(k) - target  # noqa: E731
         b = k_e + 1.0
         while f(b) < 0 and b < k_e + 50:
@@ -452,6 +561,22 @@ def density_from_smile(
         ``p < moment_order``, so the reported kurtosis of ``S_T`` exists.
     tol : relative tolerance (in units of ``DF F``) below which a violation is rounding.
     """
+    return _density_from_smile(iv_of_k, forward, discount, tau, k_min, k_max, n_grid, tails, repair,
+                               moment_order, quantile_levels, tol, reference=False)
+
+
+def _density_from_smile_reference(iv_of_k, forward, discount, tau, k_min, k_max, n_grid=400, tails="lognormal",
+                                  repair="auto", moment_order=4.0, quantile_levels=QUANTILE_LEVELS, tol=1e-12):
+    """The previous implementation (tail moments by ``_tails_by_quadrature``, tail quantiles
+    by ``brentq``): the reference for tests and benchmarks/rnd_refresh.py."""
+    return _density_from_smile(iv_of_k, forward, discount, tau, k_min, k_max, n_grid, tails, repair,
+                               moment_order, quantile_levels, tol, reference=True)
+
+
+
+
+def _density_from_smile(iv_of_k, forward, discount, tau, k_min, k_max, n_grid, tails, repair, moment_order,
+                        quantile_levels, tol, reference):
     if tails not in ("lognormal", "linear", "flat"):
         raise ValueError(f"tails must be 'lognormal', 'linear' or 'flat', got {tails!r}")
     if repair not in ("auto", "never", "always"):
@@ -524,9 +649,9 @@ def density_from_smile(
 
     body_k = np.log(K / F)
     body_w = h * density
-    m0 = _moments(body_k, body_w, left, right, k_lo, k_hi, F, 0.0, 0.0)
+    m0 = _moments(body_k, body_w, left, right, k_lo, k_hi, F, 0.0, 0.0, reference)
     mean, log_mean = m0[1] / m0[0], m0[5] / m0[0]
-    m = _moments(body_k, body_w, left, right, k_lo, k_hi, F, mean, log_mean)
+    m = _moments(body_k, body_w, left, right, k_lo, k_hi, F, mean, log_mean, reference)
     tot = m[0]
     var, lvar = m[2] / tot, m[6] / tot
     sd, lsd = np.sqrt(var), np.sqrt(lvar)
@@ -546,7 +671,8 @@ def density_from_smile(
         quantile_levels=np.asarray(quantile_levels, dtype=np.float64), quantiles=np.empty(0),
         diagnostics=diag, _left=left, _right=right,
     )
-    r.quantiles = np.array([_quantile(r, a) for a in r.quantile_levels])
+    cum = _body_cum(r)
+    r.quantiles = np.array([_quantile(r, a, cum, reference) for a in r.quantile_levels])
     return r
 
 

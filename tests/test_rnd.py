@@ -195,3 +195,41 @@ def test_bad_input_rejected():
         density_from_smile(lambda k: 0.2 + 0 * k, 100.0, 1.0, 0.1, 0.1, -0.1)
     with pytest.raises(ValueError):
         density_from_smile(lambda k: 0.2 + 0 * k, 100.0, 1.0, 0.1, -0.1, 0.1, tails="gev")
+
+
+# --------------------------------------------------------------------------- closed-form tails
+
+
+def test_closed_form_tails_match_quadrature_reference():
+    """The closed-form / fixed-rule tails agree with the previous adaptive quadrature
+    (``_tails_by_quadrature``, brentq quantiles) to 1e-8, on ranges where the tails carry
+    mass (17 % each side) and on linear wings with non-zero slopes."""
+    from elecflow.rnd import _density_from_smile_reference, _tail_moments, _tails_by_quadrature, _Wing
+
+    F, DF, tau = 570.0, 0.9987, 10 / 365
+    skew = lambda k: 0.2 - 0.6 * k + 3 * k * k  # noqa: E731
+    nodes = (np.linspace(-0.2, 0.2, 15), 0.2 - 0.3 * np.linspace(-0.2, 0.2, 15) + 1.5 * np.linspace(-0.2, 0.2, 15) ** 2)
+    keys = ("mean", "sd", "skew", "kurtosis", "log_mean", "log_sd", "log_skew", "log_kurtosis",
+            "mass_left_tail", "mass_right_tail", "mass_error")
+    n_tail_q = 0
+    for smile, lo, hi in ((skew, -0.03, 0.03), (skew, -0.4, 0.3), (nodes, -0.05, 0.04), (nodes, -0.2, 0.2)):
+        for tails in ("lognormal", "linear", "flat"):
+            r = density_from_smile(smile, F, DF, tau, lo, hi, n_grid=200, tails=tails)
+            q = _density_from_smile_reference(smile, F, DF, tau, lo, hi, n_grid=200, tails=tails)
+            for key in keys:
+                a, b = getattr(r, key), getattr(q, key)
+                assert abs(a - b) <= 1e-8 * max(1.0, abs(b)), (tails, key, a, b)
+            np.testing.assert_allclose(r.quantiles, q.quantiles, rtol=1e-8, atol=0)
+            n_tail_q += int(np.sum(r.quantile_levels < r.mass_left_tail)
+                            + np.sum(r.quantile_levels > 1 - r.mass_right_tail))
+    assert n_tail_q >= 6  # the closed-form tail quantiles were exercised
+    # the fixed Gauss-Legendre rule of linear wings, including steep ones and narrow edges
+    for w_e in (0.0004, 0.01, 0.09):
+        for side, b in ((-1, -1.5), (-1, -0.5), (-1, -0.05), (1, 0.02), (1, 0.11)):
+            k_e = 2 * side * np.sqrt(w_e)
+            wing = _Wing(k_e, w_e, b)
+            for c, lc in ((0.0, 0.0), (100.3, -0.001)):
+                got = _tail_moments(wing, side, k_e, 100.0, c, lc)
+                ref = _tails_by_quadrature(wing, -np.inf if side < 0 else k_e, k_e if side < 0 else np.inf, c, lc,
+                                           100.0)
+                np.testing.assert_allclose(got, ref, rtol=1e-8, atol=1e-14)

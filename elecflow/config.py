@@ -48,6 +48,12 @@ class ReplayConfig(BaseModel):
     features: bool = Field(True, description="compute microstructure bars and the 1 s NBBO sample")
     signing_method: Literal["lee_ready", "tick", "emo"] = Field("lee_ready", description="trade signing rule")
     upmove: bool = Field(True, description="score each bar with the up-move classifier (needs features)")
+    options: bool = Field(True, description="smiles and risk-neutral densities of the option chains")
+    option_refresh_seconds: float = Field(1.0, gt=0, description="engine seconds between chain refreshes")
+    option_curve_seconds: float = Field(60.0, gt=0, description="engine seconds between smile/density curve rows")
+    option_rate: float = Field(0.0483, description="risk-free rate (continuous) for the spot-carry fallback and "
+                                                   "time value; the forward and discount come from parity")
+    option_div_yield: float = Field(0.0, description="dividend yield for the spot-carry fallback")
     kalshi_filter: bool = Field(True, description="denoise the Kalshi election probability")
     kalshi_grid_seconds: float = Field(1.0, gt=0, description="grid of the filtered probability's predictions")
     kalshi_warmup_fills: int = Field(500, ge=20, description="fills used to estimate the filter's noise parameters")

@@ -352,7 +352,14 @@ def _diagnose(call, strikes, forward, discount, h, tol):
 
 def _smile_callable(iv_of_k) -> Callable[[np.ndarray], np.ndarray]:
     if callable(iv_of_k):
-        return lambda k: np.asarray(iv_of_k(np.asarray(k, dtype=np.float64)), dtype=np.float64) * np.ones_like(k)
+        def smile(k):
+            # the result takes the shape of k: callers may pass scalars, and a smile that
+            # always returns 1-d arrays (a GP's predict) must still give a scalar back
+            k = np.asarray(k, dtype=np.float64)
+            v = np.asarray(iv_of_k(k), dtype=np.float64)
+            return v.reshape(k.shape) if v.size == k.size else np.broadcast_to(v, k.shape).copy()
+
+        return smile
     k_nodes, iv_nodes = (np.asarray(a, dtype=np.float64) for a in iv_of_k)
     order = np.argsort(k_nodes)
     spline = CubicSpline(k_nodes[order], iv_nodes[order])

@@ -147,3 +147,62 @@ class UpMoveScore(csp.Struct):
     ticker: str
     bucket: dt.datetime
     p_up: float
+
+
+class RndSummary(csp.Struct):
+    """One refresh of an underlying's option chain (output stream ``rnd_summary``)."""
+
+    time: dt.datetime
+    underlying: str
+    expiry: dt.date
+    tau: float  # years to the 16:00 New York close of the expiry date (ACT/365)
+    forward: float
+    discount: float
+    forward_method: str  # "parity_huber", "spot_carry" or "none"
+    atm_iv: float
+    mean: float  # of S_T under the density
+    sd: float
+    skew: float
+    kurtosis: float
+    log_mean: float  # of log(S_T / F)
+    log_sd: float
+    log_skew: float
+    log_kurtosis: float
+    q01: float
+    q05: float
+    q25: float
+    q50: float
+    q75: float
+    q95: float
+    q99: float
+    n_quotes_used: int
+    n_excluded: int  # cumulative quotes excluded by the quote filter (reasons in docs/chain.md)
+    mass_error: float  # total density mass - 1 (tails included, never renormalised)
+    n_arbitrage_violations: int  # before repair: increasing + below -DF + non-convex points
+    repair_max_abs: float  # size of the projection onto the arbitrage-free set (0 if none)
+    gp_incremental: int  # cumulative exact incremental GP operations
+    gp_full_fits: int  # cumulative full fits (first fit, re-anchoring, bulk changes, refits)
+    density_error: str  # why no density was computed ("" if it was)
+
+
+class SmilePoint(csp.Struct):
+    """The smile of an underlying (output stream ``smile``): quoted points (``kind="quote"``,
+    the out-of-the-money contract per strike) and the GP posterior (``kind="fit"``)."""
+
+    time: dt.datetime
+    underlying: str
+    kind: str
+    k: float  # log(K / F)
+    strike: float
+    iv: float  # quoted IV, or the GP posterior mean
+    iv_sd: float  # quote's IV sd, or the GP posterior sd
+
+
+class RndCurvePoint(csp.Struct):
+    """The risk-neutral density of S_T on its strike grid (output stream ``rnd_curve``)."""
+
+    time: dt.datetime
+    underlying: str
+    strike: float
+    density: float
+    cdf: float

@@ -24,6 +24,7 @@ from elecflow.adapters.vendors import SourceFile, VendorFileError, discover
 from elecflow.config import ReplayConfig
 from elecflow.graphs.dashboard import publish_bars, publish_kalshi_filter, publish_upmove
 from elecflow.graphs.kalshi import kalshi_probability
+from elecflow.graphs.options import option_streams
 from elecflow.graphs.upmove import upmove_streams
 from elecflow.graphs.microstructure import microstructure_streams
 from elecflow.graphs.replay import (
@@ -152,6 +153,9 @@ def run_replay(config: ReplayConfig, sources: list[SourceFile], dashboard=None, 
                                                    int(config.quote_delay_ms * 1e6)))
             if config.upmove:
                 computed.update(upmove_streams(computed["bars_1m"]))
+        if config.options:
+            computed.update(option_streams(inputs.option_quotes, config.option_refresh_seconds,
+                                           config.option_curve_seconds, config.option_rate, config.option_div_yield))
         if config.kalshi_filter:
             computed["kalshi_probability"] = kalshi_probability(
                 inputs.kalshi_trades, dt.timedelta(seconds=config.kalshi_grid_seconds), config.kalshi_warmup_fills)

@@ -237,3 +237,30 @@ def test_the_graphs_one_second_sample_equals_the_vendor_file(replay):
     vendor = pq.read_table(replay / "nbbo_1s")
     assert sampled.num_rows == vendor.num_rows > 0
     assert sampled.equals(vendor.select(sampled.schema.names))
+
+
+def test_the_graphs_option_densities_match_the_true_mixture(day, replay):
+    """rnd_curve rows of SPY near 10:00 against the generator's two-lognormal mixture."""
+    from elecflow.synth.options import mixture_density
+
+    curve = pq.read_table(replay / "rnd_curve").to_pandas()
+    summary = pq.read_table(replay / "rnd_summary").to_pandas()
+    truth = pq.read_table(day / "ground_truth" / "options_truth.parquet").to_pandas()
+    assert set(summary["underlying"]) == {"SPY", "BRK.B"}
+    assert (summary["forward_method"] == "parity_huber").mean() > 0.95
+    spy = curve[curve["underlying"] == "SPY"]
+    target = np.datetime64("2024-11-05T15:00:30", "ns").astype(np.int64)  # 10:00:30 New York
+    times = spy["time"].astype("int64").unique()
+    t = times[np.argmin(np.abs(times - target))]
+    rows = spy[spy["time"].astype("int64") == t]
+    tr = truth[truth["underlying"] == "SPY"]
+    tr = tr.iloc[np.argmin(np.abs(tr["time"].astype("int64").to_numpy() - t))]
+    strikes = rows["strike"].to_numpy()
+    true_density = mixture_density(strikes, tr["T"], tr["q"], tr["mean_trump"], tr["sigma_trump"], tr["mean_harris"],
+                                   tr["sigma_harris"])
+    h = strikes[1] - strikes[0]
+    l1 = np.sum(np.abs(rows["density"].to_numpy() - true_density)) * h
+    assert l1 <= 0.05
+    s = summary[(summary["underlying"] == "SPY") & (summary["time"].astype("int64") == t)].iloc[0]
+    assert abs(s["mean"] / tr["forward"] - 1) <= 0.002
+    assert abs(s["forward"] / tr["forward"] - 1) <= 0.001

@@ -233,3 +233,19 @@ def test_closed_form_tails_match_quadrature_reference():
                 ref = _tails_by_quadrature(wing, -np.inf if side < 0 else k_e, k_e if side < 0 else np.inf, c, lc,
                                            100.0)
                 np.testing.assert_allclose(got, ref, rtol=1e-8, atol=1e-14)
+
+
+def test_a_smile_callable_that_always_returns_arrays_works_in_every_tail_mode():
+    """A GP's predict returns a 1-d array even for a scalar k; the wings evaluate the smile at
+    scalar edge points (regression: the flat fallback wing failed on such a callable)."""
+    import numpy as np
+
+    from elecflow.rnd import density_from_smile
+
+    def gp_like(k):
+        k = np.atleast_1d(np.asarray(k, dtype=float))
+        return 0.2 + 0.1 * k**2
+
+    for tails in ("lognormal", "linear", "flat"):
+        r = density_from_smile(gp_like, 100.0, 0.999, 0.05, -0.2, 0.2, tails=tails)
+        assert abs(r.mass_error) < 1e-5 and abs(r.mean / 100.0 - 1) < 1e-3

@@ -34,6 +34,9 @@ from elecflow.schema import (
     KalshiTrade,
     MinuteBar,
     ReplayClock,
+    RndCurvePoint,
+    RndSummary,
+    SmilePoint,
     UpMoveScore,
 )
 
@@ -48,6 +51,9 @@ __all__ = [
     "publish_batches",
     "publish_kalshi_filter",
     "publish_upmove",
+    "publish_option_chains",
+    "smile_chart_rows",
+    "density_chart_rows",
     "upmove_row",
     "kalshi_filter_row",
     "KALSHI_FILTER_TABLE",
@@ -78,6 +84,11 @@ TRADES_TABLE = "trades"
 KALSHI_TABLE = "kalshi"
 CLOCK_TABLE = "replay_clock"
 BARS_TABLE = "bars_1m"
+OPTION_SUMMARY_TABLE = "rnd_summary"  # latest refresh per underlying
+OPTION_HISTORY_TABLE = "rnd_history"  # refreshes over time (moments chart)
+OPTION_HISTORY_LIMIT = 20000
+SMILE_TABLE = "smile_chart"  # long form, one fixed key per (underlying, series, point)
+DENSITY_TABLE = "rnd_chart"  # density and CDF on the grid, one fixed key per (underlying, point)
 KALSHI_FILTER_TABLE = "kalshi_filter"
 KALSHI_SERIES_TABLE = "kalshi_filter_series"
 KALSHI_FILTER_LIMIT = 20000
@@ -151,6 +162,18 @@ TABLE_SCHEMAS: dict[str, dict[str, str]] = {
     },
     # the same updates in long form, one row per series, for a chart split by series
     KALSHI_SERIES_TABLE: {"time": "datetime", "series": "string", "value": "float"},
+    OPTION_SUMMARY_TABLE: {
+        "underlying": "string", "time": "datetime", "forward": "float", "forward_method": "string",
+        "atm_iv": "float", "mean": "float", "sd": "float", "skew": "float", "kurtosis": "float",
+        "q05": "float", "q50": "float", "q95": "float", "n_quotes_used": "integer", "n_excluded": "integer",
+        "mass_error": "float", "n_arbitrage_violations": "integer", "gp_incremental": "integer",
+        "gp_full_fits": "integer", "density_error": "string",
+    },
+    OPTION_HISTORY_TABLE: {"time": "datetime", "underlying": "string", "atm_iv": "float",
+                           "sd_over_forward": "float", "skew": "float", "kurtosis": "float"},
+    SMILE_TABLE: {"key": "string", "underlying": "string", "series": "string", "k": "float", "iv": "float"},
+    DENSITY_TABLE: {"key": "string", "underlying": "string", "strike": "float", "density": "float",
+                    "cdf": "float"},
     CLOCK_TABLE: {
         "key": "string",
         "time": "datetime",
@@ -172,6 +195,10 @@ def create_default_tables(server: Any) -> None:
     server.add_table(KALSHI_TABLE, TABLE_SCHEMAS[KALSHI_TABLE], limit=KALSHI_LIMIT)
     server.add_table(CLOCK_TABLE, TABLE_SCHEMAS[CLOCK_TABLE], index="key")
     server.add_table(BARS_TABLE, TABLE_SCHEMAS[BARS_TABLE], index="ticker")
+    server.add_table(OPTION_SUMMARY_TABLE, TABLE_SCHEMAS[OPTION_SUMMARY_TABLE], index="underlying")
+    server.add_table(OPTION_HISTORY_TABLE, TABLE_SCHEMAS[OPTION_HISTORY_TABLE], limit=OPTION_HISTORY_LIMIT)
+    server.add_table(SMILE_TABLE, TABLE_SCHEMAS[SMILE_TABLE], index="key")
+    server.add_table(DENSITY_TABLE, TABLE_SCHEMAS[DENSITY_TABLE], index="key")
     server.add_table(KALSHI_FILTER_TABLE, TABLE_SCHEMAS[KALSHI_FILTER_TABLE], limit=KALSHI_FILTER_LIMIT)
     server.add_table(KALSHI_SERIES_TABLE, TABLE_SCHEMAS[KALSHI_SERIES_TABLE], limit=4 * KALSHI_FILTER_LIMIT)
 
@@ -481,3 +508,79 @@ def upmove_row(u: UpMoveScore) -> dict[str, Any]:
 def publish_upmove(server: object, scores: ts[[UpMoveScore]]) -> None:
     """Each minute's up-move probabilities into the bars table's ``p_up`` column."""
     publish_batches(server, BARS_TABLE, scores, upmove_row)
+
+
+def option_summary_row(r: RndSummary) -> dict[str, Any]:
+    row = {name: _finite(getattr(r, name)) for name in TABLE_SCHEMAS[OPTION_SUMMARY_TABLE] if name != "time"}
+    row["time"] = epoch_ms(r.time)
+    return row
+
+
+def option_history_row(r: RndSummary) -> dict[str, Any]:
+    return {"time": epoch_ms(r.time), "underlying": r.underlying, "atm_iv": _finite(r.atm_iv),
+            "sd_over_forward": _finite(r.sd / r.forward) if r.forward > 0 else None, "skew": _finite(r.skew),
+            "kurtosis": _finite(r.kurtosis)}
+
+
+def smile_chart_rows(points: list, previous_counts: dict) -> list[dict[str, Any]]:
+    """Long-form smile rows with fixed keys: the quotes, the GP mean and its +/- 2 sd band.
+
+    Keys are (underlying, series, position), so each refresh overwrites the previous one; when
+    a series is shorter than last time, the leftover keys are blanked (no stale points).
+    ``previous_counts`` maps (underlying, series) to the last length and is updated.
+    """
+    series: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for p in points:
+        if p.kind == "quote":
+            series.setdefault((p.underlying, "quotes"), []).append((p.k, p.iv))
+        else:
+            series.setdefault((p.underlying, "GP mean"), []).append((p.k, p.iv))
+            series.setdefault((p.underlying, "GP -2 sd"), []).append((p.k, p.iv - 2 * p.iv_sd))
+            series.setdefault((p.underlying, "GP +2 sd"), []).append((p.k, p.iv + 2 * p.iv_sd))
+    rows = []
+    for (underlying, name), values in series.items():
+        for i, (k, iv) in enumerate(values):
+            rows.append({"key": f"{underlying}|{name}|{i}", "underlying": underlying, "series": name,
+                         "k": _finite(k), "iv": _finite(iv)})
+        for i in range(len(values), previous_counts.get((underlying, name), 0)):
+            rows.append({"key": f"{underlying}|{name}|{i}", "underlying": underlying, "series": name, "k": None,
+                         "iv": None})
+        previous_counts[(underlying, name)] = len(values)
+    return rows
+
+
+def density_chart_rows(points: list) -> list[dict[str, Any]]:
+    """Density and CDF on the grid, keyed by (underlying, grid position)."""
+    counts: dict[str, int] = {}
+    rows = []
+    for p in points:
+        i = counts.get(p.underlying, 0)
+        counts[p.underlying] = i + 1
+        rows.append({"key": f"{p.underlying}|{i}", "underlying": p.underlying, "strike": p.strike,
+                     "density": _finite(p.density), "cdf": _finite(p.cdf)})
+    return rows
+
+
+@csp.node
+def _publish_smiles(server: object, x: ts[[SmilePoint]]):
+    with csp.state():
+        s_counts = {}
+        s_errors = [0]
+    _push(server, SMILE_TABLE, smile_chart_rows(x, s_counts), s_errors)
+
+
+@csp.node
+def _publish_densities(server: object, x: ts[[RndCurvePoint]]):
+    with csp.state():
+        s_errors = [0]
+    _push(server, DENSITY_TABLE, density_chart_rows(x), s_errors)
+
+
+def publish_option_chains(server: object, summary: ts[[RndSummary]], smile: ts[[SmilePoint]],
+                          curve: ts[[RndCurvePoint]]) -> None:
+    """The option-chain panels: latest summary per underlying, moments over time, the smile
+    with quotes and GP band, the density and CDF."""
+    publish_batches(server, OPTION_SUMMARY_TABLE, summary, option_summary_row)
+    publish_batches(server, OPTION_HISTORY_TABLE, summary, option_history_row)
+    _publish_smiles(server, smile)
+    _publish_densities(server, curve)

@@ -22,7 +22,7 @@ from elecflow.adapters.control import ReplayControl
 from elecflow.adapters.ingest import IngestFilter, IngestReport, ingest, write_canonical_events, write_report
 from elecflow.adapters.vendors import SourceFile, VendorFileError, discover
 from elecflow.config import ReplayConfig
-from elecflow.graphs.dashboard import publish_bars, publish_kalshi_filter, publish_upmove
+from elecflow.graphs.dashboard import publish_bars, publish_kalshi_filter, publish_option_chains, publish_upmove
 from elecflow.graphs.kalshi import kalshi_probability
 from elecflow.graphs.options import option_streams
 from elecflow.graphs.upmove import upmove_streams
@@ -165,6 +165,8 @@ def run_replay(config: ReplayConfig, sources: list[SourceFile], dashboard=None, 
             sink.publish(csp.unroll(edge))
         if dashboard is not None and "bars_1m" in computed:
             publish_bars(dashboard, computed["bars_1m"])
+        if dashboard is not None and "rnd_summary" in computed:
+            publish_option_chains(dashboard, computed["rnd_summary"], computed["smile"], computed["rnd_curve"])
         if dashboard is not None and "upmove_1m" in computed:
             publish_upmove(dashboard, computed["upmove_1m"])
         if dashboard is not None and "kalshi_probability" in computed:

@@ -105,6 +105,57 @@ export const LAYOUTS = {
     },
     settings: false,
   },
+  // Option chains: the three curve viewers are filtered to the underlying chosen in the
+  // panel's selector (see selectUnderlying).
+  "viewer-smile": {
+    plugin: "X/Y Scatter",
+    plugin_config: { facet_mode: "overlay", legend_mode: "floating" },
+    columns: ["k", "iv"],
+    split_by: ["series"],
+    filter: [["underlying", "==", "SPY"], ["iv", "is not null"]],
+    title: "Smile · IV vs log(K/F)",
+    columns_config: { k: { number_format: { maximumFractionDigits: 3 } }, iv: PRICE },
+    settings: false,
+  },
+  "viewer-density": {
+    plugin: "X/Y Line",
+    columns: ["strike", "density"],
+    filter: [["underlying", "==", "SPY"]],
+    sort: [["strike", "asc"]],
+    title: "Risk-neutral density of S_T",
+    columns_config: { strike: PRICE },
+    settings: false,
+  },
+  "viewer-cdf": {
+    plugin: "X/Y Line",
+    columns: ["strike", "cdf"],
+    filter: [["underlying", "==", "SPY"]],
+    sort: [["strike", "asc"]],
+    title: "CDF of S_T",
+    columns_config: { strike: PRICE },
+    settings: false,
+  },
+  "viewer-moments": {
+    plugin: "X/Y Line",
+    plugin_config: { facet_mode: "overlay", legend_mode: "floating" },
+    columns: ["time", "atm_iv"],
+    split_by: ["underlying"],
+    sort: [["time", "asc"]],
+    title: "ATM implied vol over time, by underlying",
+    columns_config: { time: { date_format: NY_CLOCK }, atm_iv: PRICE },
+    settings: false,
+  },
+  "viewer-rnd-summary": {
+    plugin: "Datagrid",
+    columns: ["underlying", "time", "forward", "forward_method", "atm_iv", "mean", "sd", "skew", "kurtosis",
+              "q05", "q50", "q95", "n_quotes_used", "n_excluded", "n_arbitrage_violations", "mass_error",
+              "gp_incremental", "gp_full_fits", "density_error"],
+    sort: [["underlying", "asc"]],
+    title: "Latest density per underlying · moments, quantiles, diagnostics",
+    columns_config: { time: { date_format: NY_TIME }, forward: PRICE, mean: PRICE, sd: PRICE, q05: PRICE, q50: PRICE,
+                      q95: PRICE, atm_iv: PRICE },
+    settings: false,
+  },
   // Heatmap-style grid: one row per ticker (its last finished minute), signed columns
   // coloured by sign and size (perspective 5.6 datagrid keys: bg_mode/bg_gradient,
   // fg_mode/fg_gradient).
@@ -263,7 +314,14 @@ async function watchClock(table) {
 // follow the view's split order and take the theme's --psp-charts--series-N--color.
 const legendKeys = new WeakMap();  // legend box -> series names it shows
 async function renderLegend(viewer, box) {
-  const view = await viewer.getView();
+  let view;
+  try {
+    view = await viewer.getView();
+  } catch (_) {
+    // A chart scrolled out of sight may have no view yet ("No View for panel"): the next
+    // table update redraws the legend.
+    return;
+  }
   const paths = await view.column_paths();
   // 5.6 returns [[split values...], [column names...]]; older releases "split|column".
   const splits = Array.isArray(paths[0]) ? paths[0] : paths.map((p) => p.split("|")[0]);
@@ -308,6 +366,37 @@ async function watchLegend(table, viewerId, boxId, splitColumn) {
   await view.on_update(refresh);
   await refresh();
   viewer.addEventListener("perspective-config-update", () => { legendKeys.delete(box); refresh(); });
+}
+
+// The option panel's underlying selector: filled from the summary table, applied as a
+// filter to the smile, density and CDF viewers.
+const CURVE_VIEWERS = ["viewer-smile", "viewer-density", "viewer-cdf"];
+
+async function selectUnderlying(name) {
+  for (const id of CURVE_VIEWERS) {
+    const viewer = $(id);
+    const filter = [["underlying", "==", name], ...(LAYOUTS[id].filter ?? []).filter((f) => f[0] !== "underlying")];
+    LAYOUTS[id].filter = filter;  // also for viewers loaded later
+    if (viewer?.dataset.loaded) await viewer.restore({ filter });
+  }
+}
+
+async function watchUnderlyings(table) {
+  const select = $("underlying-select");
+  if (!select) return;
+  select.addEventListener("change", () => selectUnderlying(select.value).catch((e) => recordError(e?.message || e)));
+  const view = await table.view({ columns: ["underlying"] });
+  const refresh = async () => {
+    const names = [...new Set((await view.to_columns()).underlying ?? [])].sort();
+    const have = [...select.options].map((o) => o.value);
+    if (names.join() === have.join()) return;
+    const current = select.value;
+    select.replaceChildren(...names.map((n) => Object.assign(document.createElement("option"), { value: n, textContent: n })));
+    if (names.includes(current)) select.value = current;
+    else if (names.length) { select.value = names.includes("SPY") ? "SPY" : names[0]; await selectUnderlying(select.value); }
+  };
+  await view.on_update(refresh);
+  await refresh();
 }
 
 // Replay state banner and Pause/Resume.
@@ -374,6 +463,7 @@ async function main() {
     const show = async () => {
       await viewer.load(client);
       await viewer.restore({ table: viewer.dataset.table, ...LAYOUTS[viewer.id] });
+      viewer.dataset.loaded = "1";
     };
     if (isPivoted(LAYOUTS[viewer.id])) {
       loaded[viewer.id] = waitForRows(await table).then(show);
@@ -392,6 +482,7 @@ async function main() {
     const table = await tables[name];
     deferred.push((loaded[viewerId] ?? Promise.resolve()).then(() => watchLegend(table, viewerId, boxId, column)));
   }
+  if (tables.rnd_summary) deferred.push(watchUnderlyings(await tables.rnd_summary));
   status.ready = true;
   await Promise.all(deferred);
 }

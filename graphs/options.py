@@ -15,7 +15,7 @@ from csp import ts
 
 from elecflow.chain import ChainSmile
 from elecflow.graphs.replay import EPOCH, datetime_to_ns
-from elecflow.schema import OptionQuote, RndCurvePoint, RndSummary, SmilePoint
+from elecflow.schema import EquityQuote, OptionQuote, RndCurvePoint, RndSummary, SmilePoint
 
 QUANTILE_FIELDS = (("q01", 0.01), ("q05", 0.05), ("q25", 0.25), ("q50", 0.5), ("q75", 0.75), ("q95", 0.95),
                    ("q99", 0.99))
@@ -62,23 +62,29 @@ def curve_rows(now: dt.datetime, snap) -> list[RndCurvePoint]:
 
 
 @csp.node
-def option_chains(quotes: ts[OptionQuote], refresh: dt.timedelta, curve_every: dt.timedelta, rate: float,
-                  div_yield: float) -> csp.Outputs(summary=ts[[RndSummary]], smile=ts[[SmilePoint]],
-                                                   curve=ts[[RndCurvePoint]]):
+def option_chains(quotes: ts[OptionQuote], spots: ts[EquityQuote], refresh: dt.timedelta, curve_every: dt.timedelta,
+                  rate: float, div_yield: float) -> csp.Outputs(summary=ts[[RndSummary]], smile=ts[[SmilePoint]],
+                                                                curve=ts[[RndCurvePoint]]):
     """Feed every option quote to its underlying's chain; on each refresh tick, refresh the
     chains that received quotes since the last one (a chain with no new quote is skipped:
     only tau moved) and publish their summaries; smiles and density curves every
-    ``curve_every``."""
+    ``curve_every``. ``spots`` (the equity NBBO) gives the underlying's mid for the
+    spot-carry forward when put-call parity has too few pairs."""
     with csp.alarms():
         tick = csp.alarm(bool)
     with csp.state():
         s_chains = {}
         s_dirty = set()
         s_last_curve = {}
+        s_spot = {}
     with csp.start():
         step = int(refresh.total_seconds() * 1e9)
         first = (datetime_to_ns(csp.now()) // step + 1) * step
         csp.schedule_alarm(tick, EPOCH + dt.timedelta(microseconds=first // 1000), True)
+    if csp.ticked(spots):
+        e = spots
+        if e.bid_price > 0 and e.ask_price >= e.bid_price:
+            s_spot[e.symbol] = 0.5 * (e.bid_price + e.ask_price)
     if csp.ticked(quotes):
         q = quotes
         key = (q.underlying, q.expiry)
@@ -94,7 +100,7 @@ def option_chains(quotes: ts[OptionQuote], refresh: dt.timedelta, curve_every: d
         now_ns = datetime_to_ns(now)
         summaries, smiles, curves = [], [], []
         for key in sorted(s_dirty):
-            snap = s_chains[key].refresh(now_ns)
+            snap = s_chains[key].refresh(now_ns, spot=s_spot.get(key[0]))
             summaries.append(summary_row(now, snap))
             last = s_last_curve.get(key)
             if last is None or now - last >= curve_every:
@@ -110,9 +116,9 @@ def option_chains(quotes: ts[OptionQuote], refresh: dt.timedelta, curve_every: d
             csp.output(curve=curves)
 
 
-def option_streams(quotes: ts[OptionQuote], refresh_seconds: float = 1.0, curve_seconds: float = 60.0,
-                   rate: float = 0.0483, div_yield: float = 0.0) -> dict:
+def option_streams(quotes: ts[OptionQuote], spots: ts[EquityQuote], refresh_seconds: float = 1.0,
+                   curve_seconds: float = 60.0, rate: float = 0.0483, div_yield: float = 0.0) -> dict:
     """The option-chain output streams by name (each ticks a list of structs)."""
-    out = option_chains(quotes, dt.timedelta(seconds=refresh_seconds), dt.timedelta(seconds=curve_seconds), rate,
-                        div_yield)
+    out = option_chains(quotes, spots, dt.timedelta(seconds=refresh_seconds), dt.timedelta(seconds=curve_seconds),
+                        rate, div_yield)
     return {"rnd_summary": out.summary, "smile": out.smile, "rnd_curve": out.curve}

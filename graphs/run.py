@@ -154,7 +154,7 @@ def run_replay(config: ReplayConfig, sources: list[SourceFile], dashboard=None, 
             if config.upmove:
                 computed.update(upmove_streams(computed["bars_1m"]))
         if config.options:
-            computed.update(option_streams(inputs.option_quotes, config.option_refresh_seconds,
+            computed.update(option_streams(inputs.option_quotes, inputs.quotes, config.option_refresh_seconds,
                                            config.option_curve_seconds, config.option_rate, config.option_div_yield))
         if config.kalshi_filter:
             computed["kalshi_probability"] = kalshi_probability(

@@ -4,7 +4,8 @@ Measures, each in its own subprocess (so peak memory is per run):
 - ``elecflow``: the whole replay as ``elecflow replay --mode sim`` runs it: validating and
   staging the vendor files (ingest), merging them into time-ordered canonical event files
   (prepare), and the csp graph with its analytics layers (trade signing, 1-minute bars, the
-  1 s NBBO sample, up-move scores, the Kalshi filter) and Parquet sinks;
+  1 s NBBO sample, up-move scores, the Kalshi filter, option smiles and densities) and
+  Parquet sinks;
 - ``spine``: the same replay without the analytics layers (replay clock and sinks only);
 - ``bare``: the same canonical event files through a bare csp graph: csp's Parquet reader
   and one pass-through Python node per stream. This is the floor our graph cannot beat.
@@ -12,7 +13,8 @@ Measures, each in its own subprocess (so peak memory is per run):
   intensity, to show that memory does not grow with the size of the input.
 
 Targets: >= 500x real time for the spine on the full default day and within 2x of the bare
-graph's time (issue 2); >= 300x real time with the analytics layers (issue 3). Both the graph-only and the end-to-end ratios are reported: the bare
+graph's time (issue 2); >= 300x real time with the analytics layers (issue 3) and >= 100x with
+every option chain (issue 4). Both the graph-only and the end-to-end ratios are reported: the bare
 graph reads already-validated canonical files, so only the graph-only ratio compares like
 with like. Writes JSON (default benchmarks/results/replay_throughput.json).
 
@@ -40,8 +42,8 @@ def _child_elecflow(data: str, out: str, layers: str = "all") -> dict:
     from elecflow.graphs.run import run_replay
 
     # "spine": the replay alone (issue 2); "all": with the analytics layers (signing, bars,
-    # 1 s NBBO sample, up-move scores, Kalshi filter), the default of `elecflow replay`
-    extra = {} if layers == "all" else {"features": False, "upmove": False, "kalshi_filter": False}
+    # 1 s NBBO sample, up-move scores, Kalshi filter, option chains), the default of `elecflow replay`
+    extra = {} if layers == "all" else {"features": False, "upmove": False, "kalshi_filter": False, "options": False}
     config = ReplayConfig(mode="sim", data=Path(data), out=Path(out), dashboard=False, progress=False, **extra)
     sources, _ = discover(config.data)
     result = run_replay(config, sources, log=lambda *_: None)

@@ -210,7 +210,12 @@ function recordError(message) {
   status.errors.push(String(message).slice(0, 500));
   console.error("elecflow dashboard:", message);
 }
-window.addEventListener("error", (e) => recordError(e.message || e));
+window.addEventListener("error", (e) => {
+  // Browsers report a resize observer whose callbacks resize again within one frame as an
+  // error; layouts of nested flex charts do that while settling. It is not a failure.
+  if (String(e.message || "").startsWith("ResizeObserver loop")) return;
+  recordError(e.message || e);
+});
 window.addEventListener("unhandledrejection", (e) => recordError(e.reason?.message || e.reason));
 document.addEventListener("securitypolicyviolation", (e) =>
   recordError(`CSP blocked ${e.blockedURI} (${e.violatedDirective})`));
@@ -476,7 +481,9 @@ async function main() {
   if (tables.replay_clock) await watchClock(await tables.replay_clock);
   // a legend reads its chart's view, so it starts once the chart is loaded
   const legends = [["kalshi", "viewer-kalshi-chart", "kalshi-legend", "contract"],
-                   ["kalshi_filter_series", "viewer-kfilter-chart", "kfilter-legend", "series"]];
+                   ["kalshi_filter_series", "viewer-kfilter-chart", "kfilter-legend", "series"],
+                   ["smile_chart", "viewer-smile", "smile-legend", "series"],
+                   ["rnd_history", "viewer-moments", "moments-legend", "underlying"]];
   for (const [name, viewerId, boxId, column] of legends) {
     if (!tables[name]) continue;
     const table = await tables[name];

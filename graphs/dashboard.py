@@ -220,9 +220,9 @@ def epoch_ms(t: dt.datetime | None) -> int | None:
     return (t - _EPOCH) // _ONE_MS
 
 
-def _finite(x: float) -> float | None:
-    """JSON has no NaN/inf: send null."""
-    return x if math.isfinite(x) else None
+def _finite(value: Any) -> Any:
+    """JSON has no NaN/inf: send null (non-float values pass through)."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 def _get(struct: csp.Struct, field: str, default: Any = None) -> Any:
@@ -305,10 +305,6 @@ def kalshi_series_rows(k: KalshiProbability) -> list[dict[str, Any]]:
     return [{"time": wide["time"], "series": name, "value": wide[column]} for name, column in KALSHI_SERIES]
 
 
-def _finite(value):
-    return None if isinstance(value, float) and not math.isfinite(value) else value
-
-
 def clock_row(c: ReplayClock) -> dict[str, Any]:
     """The one row of the replay clock table (constant key :data:`CLOCK_KEY`)."""
     return {
@@ -339,16 +335,47 @@ def _push(server: Any, table: str, rows: list[dict[str, Any]], errors: list[int]
             log.exception("dashboard: update of table %r failed (further failures counted)", table)
 
 
-@csp.node
-def publish_latest(
-    server: object,
-    table: str,
-    x: ts[csp.Struct],
-    key_field: str,
-    to_row: object,
-    throttle_seconds: float,
-):
-    """Upsert the newest struct per ``key_field`` value into ``table``.
+class _LatestByKey:
+    """Pending structs of a ``publish_latest``: the newest per key (references, no rows yet)."""
+
+    def __init__(self, key_field: str):
+        self.key_field = key_field
+        self.items: dict = {}
+
+    def add(self, x) -> None:
+        self.items[getattr(x, self.key_field)] = x
+
+    def drain(self) -> list:
+        out = list(self.items.values())
+        self.items.clear()
+        return out
+
+    def __bool__(self) -> bool:
+        return bool(self.items)
+
+
+class _Recent:
+    """Pending structs of a ``publish_recent``: the newest ``max_rows`` in arrival order."""
+
+    def __init__(self, max_rows: int):
+        self.items: deque = deque(maxlen=max(1, max_rows))
+
+    def add(self, x) -> None:
+        self.items.append(x)
+
+    def drain(self) -> list:
+        out = list(self.items)
+        self.items.clear()
+        return out
+
+    def __bool__(self) -> bool:
+        return bool(self.items)
+
+
+@csp.node(memoize=False)
+def _publish_throttled(server: object, table: str, x: ts[csp.Struct], to_row: object, throttle_seconds: float,
+                       pending: object):
+    """Collect ticks in ``pending`` and push them as rows on the wall-clock throttle.
 
     Flushes when a tick arrives and ``throttle_seconds`` of wall-clock time have passed
     since the last flush, and once more when the graph stops. In realtime mode (engine
@@ -358,7 +385,6 @@ def publish_latest(
         a_flush = csp.alarm(bool)
 
     with csp.state():
-        s_pending = {}
         s_last_flush = 0.0
         s_realtime = False
         s_alarm_set = False
@@ -369,20 +395,18 @@ def publish_latest(
         s_realtime = _is_configured_realtime()
 
     with csp.stop():
-        if s_pending:
-            _push(server, table, [to_row(v) for v in s_pending.values()], s_errors)
-            s_pending.clear()
+        if pending:
+            _push(server, table, [to_row(v) for v in pending.drain()], s_errors)
 
     if csp.ticked(x):
-        s_pending[getattr(x, key_field)] = x
+        pending.add(x)
     if csp.ticked(a_flush):
         s_alarm_set = False
-    if s_pending:
+    if pending:
         now = time.monotonic()
         wait = throttle_seconds - (now - s_last_flush)
         if wait <= 0.0:
-            rows = [to_row(v) for v in s_pending.values()]
-            s_pending.clear()
+            rows = [to_row(v) for v in pending.drain()]
             s_last_flush = now
             _push(server, table, rows, s_errors)
         elif s_realtime and not s_alarm_set:
@@ -390,54 +414,20 @@ def publish_latest(
             s_alarm_set = True
 
 
-@csp.node
-def publish_recent(
-    server: object,
-    table: str,
-    x: ts[csp.Struct],
-    to_row: object,
-    throttle_seconds: float,
-    max_rows: int,
-):
-    """Append the structs seen since the last flush (at most the newest ``max_rows``).
+@csp.graph
+def publish_latest(server: object, table: str, x: ts[csp.Struct], key_field: str, to_row: object,
+                   throttle_seconds: float):
+    """Upsert the newest struct per ``key_field`` value into ``table`` (see
+    :func:`_publish_throttled` for when rows are flushed)."""
+    _publish_throttled(server, table, x, to_row, throttle_seconds, _LatestByKey(key_field))
 
-    Same flushing rule as :func:`publish_latest`. Pair it with a table whose ``limit``
-    bounds how many rows the server and the browser keep.
-    """
-    with csp.alarms():
-        a_flush = csp.alarm(bool)
 
-    with csp.state():
-        s_pending = deque(maxlen=max(1, max_rows))
-        s_last_flush = 0.0
-        s_realtime = False
-        s_alarm_set = False
-        s_errors = [0]
-
-    with csp.start():
-        s_last_flush = time.monotonic()
-        s_realtime = _is_configured_realtime()
-
-    with csp.stop():
-        if s_pending:
-            _push(server, table, [to_row(v) for v in s_pending], s_errors)
-            s_pending.clear()
-
-    if csp.ticked(x):
-        s_pending.append(x)
-    if csp.ticked(a_flush):
-        s_alarm_set = False
-    if s_pending:
-        now = time.monotonic()
-        wait = throttle_seconds - (now - s_last_flush)
-        if wait <= 0.0:
-            rows = [to_row(v) for v in s_pending]
-            s_pending.clear()
-            s_last_flush = now
-            _push(server, table, rows, s_errors)
-        elif s_realtime and not s_alarm_set:
-            csp.schedule_alarm(a_flush, dt.timedelta(seconds=wait), True)
-            s_alarm_set = True
+@csp.graph
+def publish_recent(server: object, table: str, x: ts[csp.Struct], to_row: object, throttle_seconds: float,
+                   max_rows: int):
+    """Append the structs seen since the last flush (at most the newest ``max_rows``). Pair it
+    with a table whose ``limit`` bounds how many rows the server and the browser keep."""
+    _publish_throttled(server, table, x, to_row, throttle_seconds, _Recent(max_rows))
 
 
 @csp.graph

@@ -6,7 +6,6 @@ The numerics live in :mod:`elecflow.upmove`; the node owns one
 """
 
 
-import datetime as dt
 from importlib import resources
 
 import csp

@@ -81,6 +81,21 @@ def find_chromium() -> str | None:
     return None
 
 
+def chromium_or_skip() -> str:
+    """The Chromium binary, or skip the calling test; with ``ELECFLOW_REQUIRE_BROWSER=1`` (CI)
+    a missing browser fails the test instead."""
+    import pytest
+
+    binary = find_chromium()
+    if binary is None:
+        reason = ("no Chromium binary found (looked at $ELECFLOW_CHROMIUM, /usr/bin/chromium and "
+                  "chromium/google-chrome on PATH); `apt-get install chromium` to run this test")
+        if os.environ.get("ELECFLOW_REQUIRE_BROWSER") == "1":
+            pytest.fail(reason + " -- and ELECFLOW_REQUIRE_BROWSER=1 requires it")
+        pytest.skip(reason)
+    return binary
+
+
 def _no_proxy_get(url: str, timeout: float = 5.0) -> bytes:
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     with opener.open(url, timeout=timeout) as response:

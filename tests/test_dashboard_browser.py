@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
-import os
 import re
 import time
 from typing import Any
@@ -263,16 +262,9 @@ COUNT_CANVASES = """
 
 
 def _chromium_or_skip() -> str:
-    from browser_util import find_chromium
+    from browser_util import chromium_or_skip
 
-    binary = find_chromium()
-    if binary is None:
-        reason = ("no Chromium binary found (looked at $ELECFLOW_CHROMIUM, /usr/bin/chromium and "
-                  "chromium/google-chrome on PATH); `apt-get install chromium` to run this test")
-        if os.environ.get("ELECFLOW_REQUIRE_BROWSER") == "1":
-            pytest.fail(reason + " -- and ELECFLOW_REQUIRE_BROWSER=1 requires it")
-        pytest.skip(reason)
-    return binary
+    return chromium_or_skip()
 
 
 @pytest.mark.browser

@@ -22,7 +22,7 @@ from elecflow import universe as U
 from elecflow.adapters.ingest import IngestFilter, ingest
 from elecflow.adapters.synthetic import write_synthetic_day, write_training_days
 from elecflow.adapters.vendors import discover
-from elecflow.calendar import NY, NS_PER_SECOND
+from elecflow.calendar import NY
 from elecflow.config import ReplayConfig
 from elecflow.graphs.run import run_replay
 from elecflow.synth.config import NORMAL_DAY_FIELDS, SyntheticDayConfig, normal_trading_days

@@ -139,8 +139,8 @@ def test_trade_conditions_become_mask_and_iso_flag(tmp_path, trades_file):
     assert first["is_iso"] is True
     assert [r["is_iso"] for r in staged] == [True, False, False]
     assert staged[2]["correction"] == 1
-    assert staged[0]["time"] == dt.datetime(2024, 11, 5, 14, 20, tzinfo=dt.timezone.utc) + dt.timedelta(
-        microseconds=0) or True
+    # SIP time T0 + 1 ns, kept to the nanosecond
+    assert pq.read_table(report.partitions["trades"][0]).column("time").cast(pa.int64())[0].as_py() == T0 + 1
 
 
 def test_quote_sizes_in_round_lots_are_converted(tmp_path, quotes_file):
@@ -164,6 +164,8 @@ def test_missing_file_and_missing_column_are_one_clear_error(tmp_path):
     with pytest.raises(VendorFileError, match=r"quotes.csv.gz: looks like polygon_quotes but is missing required "
                                               r"column 'bid_size'"):
         discover(tmp_path / "data")
+    with pytest.raises(VendorFileError, match=r"quotes.csv.gz: missing required column 'bid_size'"):
+        check_source(SourceFile(bad, "polygon_quotes"))
     with pytest.raises(VendorFileError, match="does not exist"):
         discover(tmp_path / "missing-dir")
 

@@ -12,7 +12,7 @@ import math
 import csp
 from csp import ts
 
-from elecflow.graphs.replay import EPOCH, datetime_to_ns
+from elecflow.graphs.replay import datetime_to_ns, next_grid_time
 from elecflow.kalshi import CONTRACT_INDEX, KalshiProbabilityFilter
 from elecflow.schema import KalshiProbability, KalshiTrade
 
@@ -33,9 +33,7 @@ def kalshi_probability(fills: ts[KalshiTrade], grid: dt.timedelta, warmup_fills:
         s_regime = ""
         s_started = False
     with csp.start():
-        step = int(grid.total_seconds() * 1e9)
-        first = (datetime_to_ns(csp.now()) // step + 1) * step
-        csp.schedule_alarm(tick, EPOCH + dt.timedelta(microseconds=first // 1000), True)
+        csp.schedule_alarm(tick, next_grid_time(csp.now(), grid), True)
     rows = []
     if csp.ticked(tick):
         csp.schedule_alarm(tick, grid, True)

@@ -11,19 +11,10 @@ import datetime as dt
 import csp
 from csp import ts
 
-from elecflow.graphs.replay import EPOCH, datetime_to_ns
+from elecflow.graphs.replay import datetime_to_ns, next_grid_time, ns_to_datetime
 from elecflow.microstructure import MinuteBars, OneSecondNbbo, TradeSigner, counts_in_bars, is_signing_eligible
 from elecflow.schema import EquityQuote, EquityTrade, MinuteBar, Nbbo1s
 
-NS_PER_SECOND = 1_000_000_000
-
-
-def _ns_to_dt(ns: int) -> dt.datetime:
-    return EPOCH + dt.timedelta(microseconds=ns // 1000)
-
-
-def _next_boundary(now: dt.datetime, step_ns: int) -> dt.datetime:
-    return _ns_to_dt((datetime_to_ns(now) // step_ns + 1) * step_ns)
 
 
 @csp.node
@@ -41,7 +32,7 @@ def minute_bars(quotes: ts[EquityQuote], trades: ts[EquityTrade], method: str, q
         s_signer = TradeSigner(method=method, quote_delay_ns=quote_delay_ns)
         s_bars = MinuteBars()
     with csp.start():
-        csp.schedule_alarm(boundary, _next_boundary(csp.now(), 60 * NS_PER_SECOND), True)
+        csp.schedule_alarm(boundary, next_grid_time(csp.now(), dt.timedelta(minutes=1)), True)
         csp.schedule_alarm(final, csp.engine_end_time(), True)
     if csp.ticked(quotes):
         q = quotes
@@ -60,7 +51,7 @@ def minute_bars(quotes: ts[EquityQuote], trades: ts[EquityTrade], method: str, q
     if csp.ticked(final):
         rows = (rows or []) + s_bars.flush()
     if rows:
-        return [MinuteBar(**{**row, "bucket": _ns_to_dt(row["bucket"])}) for row in rows]
+        return [MinuteBar(**{**row, "bucket": ns_to_datetime(row["bucket"])}) for row in rows]
 
 
 @csp.node
@@ -73,7 +64,7 @@ def one_second_nbbo(quotes: ts[EquityQuote]) -> ts[[Nbbo1s]]:
     with csp.state():
         s_sampler = OneSecondNbbo()
     with csp.start():
-        csp.schedule_alarm(second, _next_boundary(csp.now(), NS_PER_SECOND), True)
+        csp.schedule_alarm(second, next_grid_time(csp.now(), dt.timedelta(seconds=1)), True)
         csp.schedule_alarm(final, csp.engine_end_time(), True)
     if csp.ticked(quotes):
         s_sampler.on_quote(quotes.symbol, datetime_to_ns(quotes.time), quotes.bid_price, quotes.ask_price)
@@ -84,7 +75,7 @@ def one_second_nbbo(quotes: ts[EquityQuote]) -> ts[[Nbbo1s]]:
     if csp.ticked(final):
         rows = (rows or []) + s_sampler.flush()
     if rows:
-        return [Nbbo1s(time=_ns_to_dt(t), symbol=sym, bid_price=bid, ask_price=ask) for t, sym, bid, ask in rows]
+        return [Nbbo1s(time=ns_to_datetime(t), symbol=sym, bid_price=bid, ask_price=ask) for t, sym, bid, ask in rows]
 
 
 def microstructure_streams(quotes: ts[EquityQuote], trades: ts[EquityTrade], method: str = "lee_ready",

@@ -14,7 +14,7 @@ import numpy as np
 from csp import ts
 
 from elecflow.chain import ChainSmile
-from elecflow.graphs.replay import EPOCH, datetime_to_ns
+from elecflow.graphs.replay import datetime_to_ns, next_grid_time
 from elecflow.schema import EquityQuote, OptionQuote, RndCurvePoint, RndSummary, SmilePoint
 
 QUANTILE_FIELDS = (("q01", 0.01), ("q05", 0.05), ("q25", 0.25), ("q50", 0.5), ("q75", 0.75), ("q95", 0.95),
@@ -78,9 +78,7 @@ def option_chains(quotes: ts[OptionQuote], spots: ts[EquityQuote], refresh: dt.t
         s_last_curve = {}
         s_spot = {}
     with csp.start():
-        step = int(refresh.total_seconds() * 1e9)
-        first = (datetime_to_ns(csp.now()) // step + 1) * step
-        csp.schedule_alarm(tick, EPOCH + dt.timedelta(microseconds=first // 1000), True)
+        csp.schedule_alarm(tick, next_grid_time(csp.now(), refresh), True)
     if csp.ticked(spots):
         e = spots
         if e.bid_price > 0 and e.ask_price >= e.bid_price:

@@ -40,6 +40,14 @@ def ns_to_datetime(ns: int) -> dt.datetime:
     return EPOCH + dt.timedelta(microseconds=ns // 1000)
 
 
+def next_grid_time(now: dt.datetime, step: dt.timedelta) -> dt.datetime:
+    """The first multiple of ``step`` (on the UTC epoch grid) strictly after ``now``: where a
+    node's engine-time cadence (1 s, 1 min...) starts, so its ticks land on whole seconds or
+    minutes whatever the replay's start time."""
+    step_ns = int(step.total_seconds() * 1e9)
+    return ns_to_datetime((datetime_to_ns(now) // step_ns + 1) * step_ns)
+
+
 def datetime_to_ns(t: dt.datetime) -> int:
     if t.tzinfo is not None:
         t = t.astimezone(dt.timezone.utc).replace(tzinfo=None)

@@ -25,8 +25,6 @@ implementations. Writes JSON (default benchmarks/results/rnd_refresh.json).
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import time
 from pathlib import Path
 
@@ -35,6 +33,7 @@ from scipy.optimize import brentq
 
 from elecflow.rnd import _density_from_smile_reference, density_from_smile
 from elecflow.synth.options import black76, mixture_price
+from _results import machine_info, write_result
 
 HERE = Path(__file__).resolve().parent
 F, DF, TAU = 570.0, 0.9987, 10 / 365
@@ -116,15 +115,10 @@ def main() -> None:
         "rows": rows,
         "target_ms_at_400": 1.0,
         "target_met": bool(all(r["new_ms"] <= 1.0 for r in r400)),
-        "python": platform.python_version(),
         "numpy": np.__version__,
-        "machine": platform.machine(),
-        "processor": platform.processor(),
+        **machine_info(),
     }
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(args.json).with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(out, indent=2))
-    tmp.replace(args.json)
+    write_result(out, args.json)
     print(f"target (<= 1 ms at n=400, no repair) met: {out['target_met']}; wrote {args.json}")
 
 

@@ -23,14 +23,13 @@ Writes JSON (default benchmarks/results/smile_update.json).
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
 
 from elecflow.smile import SmileGP, heuristic_hyperparameters
+from _results import machine_info, write_result
 
 HERE = Path(__file__).resolve().parent
 
@@ -187,15 +186,10 @@ def main(argv=None) -> int:
         "units": "seconds per operation (median of repeats); speedup = refit / operation",
         "target": ">= 30x faster than a full refit at n = 400 (single-quote update)",
         "target_met": None if r400 is None else bool(min(r400["speedup_update_y"], r400["speedup_update_noise"]) >= 30.0),
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "processor": platform.processor(),
+        **machine_info(),
         "results": rows,
     }
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(args.json).with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(out, indent=2))
-    tmp.replace(args.json)
+    write_result(out, args.json)
     print(f"target met: {out['target_met']}; wrote {args.json}")
     return 0
 

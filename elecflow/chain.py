@@ -111,6 +111,12 @@ class ChainSmile:
         less than ``change_tol * sd`` and a noise sd moving by less than ``change_tol``
         relative are not pushed to the GP (0 pushes every change). Absorbs the 1 s drift of
         every IV through tau (~1e-7 vol per second at 10 days) without touching the GP.
+    min_lengthscale_gaps : lower bound of the marginal-likelihood lengthscale, in units of
+        the widest gap between neighbouring quoted k. Sparse far strikes (DJT, TSLA) let the
+        likelihood pick a lengthscale far below their spacing, and between such points the
+        posterior mean reverts to the prior level: a bump in the smile, i.e. butterfly
+        arbitrage (measured on the synthetic TSLA chain: 19 % negative density mass at
+        l = 0.03 with a 0.08 gap, none at l = gap). 0 disables the bound.
     max_update_fraction : when more than this fraction of the GP's points change at one
         refresh (e.g. a whole chain re-quoted), one full fit at the current hyperparameters
         (counted ``bulk_fits``) replaces the rank-one operations: k updates cost ~k n^2, a fit
@@ -122,7 +128,8 @@ class ChainSmile:
                  price_var_floor: float = 0.01**2 / 12.0, iv_var_floor: float = 1e-8,
                  min_points: int = 5, n_grid: int = 400, n_smile: int = 101,
                  tails: str = "lognormal", repair: str = "auto", n_near: int = 8,
-                 change_tol: float = 0.1, max_update_fraction: float = 0.25, density: bool = True):
+                 change_tol: float = 0.1, max_update_fraction: float = 0.25, min_lengthscale_gaps: float = 1.0,
+                 density: bool = True):
         if refit_every < 1:
             raise ValueError("refit_every must be >= 1")
         self.underlying = underlying
@@ -138,10 +145,13 @@ class ChainSmile:
         self.tails, self.repair, self.n_near = tails, repair, int(n_near)
         self.change_tol = float(change_tol)
         self.max_update_fraction = float(max_update_fraction)
+        self.min_lengthscale_gaps = float(min_lengthscale_gaps)
         self.density = bool(density)
         # book: contract -> [time_ns, strike, is_call, bid, ask, bid_size, ask_size]
         self._book: dict[str, list] = {}
         self._arrivals: list[tuple] = []  # (strike, is_call, bid, ask, bid_size, ask_size) since last refresh
+        self._dirty: set[str] = set()  # contracts whose quote changed since they were last priced
+        self._cache: dict[str, tuple[int, float, float]] = {}  # contract -> (quote_filter code, iv, iv variance)
         self.quotes_seen = 0
         self.reason_counts = {name: 0 for name in QUOTE_REASONS}
         # GP state
@@ -150,7 +160,8 @@ class ChainSmile:
         self._gp_keys: list[float] = []  # strike at each GP position (GP's internal order)
         self.n_refreshes = 0
         self.counters = {"updates": 0, "inserts": 0, "removes": 0, "full_fits": 0, "forward_refits": 0,
-                         "bulk_fits": 0, "fallback_fits": 0, "hyper_optimisations": 0, "skipped_changes": 0}
+                         "bulk_fits": 0, "fallback_fits": 0, "hyper_optimisations": 0, "skipped_changes": 0,
+                         "priced": 0}
         self.last_forward = math.nan
         self.last_discount = math.nan
 
@@ -162,6 +173,7 @@ class ChainSmile:
         rec = (float(strike), bool(is_call), float(bid), float(ask), float(bid_size), float(ask_size))
         self._book[contract] = [int(time_ns), *rec]
         self._arrivals.append(rec)
+        self._dirty.add(contract)
         self.quotes_seen += 1
 
     @property
@@ -180,7 +192,6 @@ class ChainSmile:
         bid, ask, qb, qa = arr[:, 2], arr[:, 3], arr[:, 4], arr[:, 5]
         with np.errstate(all="ignore"):
             mp = microprice(bid, ask, qb, qa)
-            mpv = microprice_var(bid, ask, qb, qa)
 
         # 1. forward and discount from put-call parity (model-free-valid quotes only)
         fit = self._forward(K, is_call, bid, ask, qb, qa, mp, spot, tau)
@@ -196,22 +207,27 @@ class ChainSmile:
             for c, cnt in zip(*np.unique(codes, return_counts=True)):
                 self.reason_counts[QUOTE_REASONS[int(c)]] += int(cnt)
             self._arrivals.clear()
-        used = np.zeros(n, dtype=bool)
+        # 3. implied vols, sticky: a contract's IV and noise are computed when its quote arrives
+        # (against this refresh's forward) and kept until the quote changes, so one changed
+        # quote changes one GP target. Everything is re-priced at a re-anchor (the forward
+        # moved by more than forward_refit_threshold since the GP's anchor).
+        reanchor = have_fwd and (self.gp is None or abs(F / self.forward_ref - 1.0) > self.forward_refit_threshold)
+        if have_fwd and n:
+            names = list(self._book) if reanchor else [c for c in self._dirty if c in self._book]
+            if names:
+                self._price_contracts(names, F, DF, tau)
+            self._dirty.clear()
+        codes = np.full(n, -1, dtype=np.int64)  # -1: not classified yet (no forward so far)
         iv = np.full(n, np.nan)
         noise = np.full(n, np.nan)
+        for i, c in enumerate(self._book):
+            cached = self._cache.get(c)
+            if cached is not None:
+                codes[i], iv[i], noise[i] = cached
+        used = np.zeros(n, dtype=bool)
         if have_fwd and n:
-            codes = quote_filter(bid, ask, F, DF, K, is_call, qb, qa)
             ok = codes == 0
-            otm = ok & (is_call == (K >= F))
-            price = np.where(np.isfinite(mp), mp, 0.5 * (bid + ask))
-            with np.errstate(all="ignore"):
-                iv[otm] = black_implied_vol(price[otm], F, K[otm], tau, is_call[otm], DF)
-                r_impl = -math.log(DF) / tau
-                # Black vega on (F, DF): spot F with rate = div_yield = r_impl gives DF*F*phi(d1)*sqrt(tau)
-                vg = vega(F, K[otm], tau, r_impl, iv[otm], r_impl)
-                pv = np.maximum(np.where(np.isfinite(mpv[otm]), mpv[otm], self.price_var_floor),
-                                self.price_var_floor)
-                noise[otm] = np.maximum(pv / (vg * vg), self.iv_var_floor)
+            otm = ok & (is_call == (K >= F))  # the out-of-the-money leg w.r.t. the current forward
             used = otm & np.isfinite(iv) & (iv > 0) & np.isfinite(noise)
             book_counts["used"] = int(used.sum())
             book_counts["itm_side"] = int((ok & ~otm).sum())
@@ -219,17 +235,43 @@ class ChainSmile:
             for c in range(1, len(QUOTE_REASONS)):
                 book_counts[QUOTE_REASONS[c]] = int((codes == c).sum())
 
-        # 3. the GP, kept in sync incrementally
+        # 4. the GP, kept in sync incrementally
         Ku, ivu, nu, cu = K[used], iv[used], noise[used], is_call[used]
         order = np.argsort(Ku, kind="stable")
         Ku, ivu, nu, cu = Ku[order], ivu[order], nu[order], cu[order]
         have_smile = Ku.size >= self.min_points
         if have_smile:
-            self._sync(Ku, ivu, nu, F)
+            self._sync(Ku, ivu, nu, F, reanchor)
 
         snap = self._snapshot(int(time_ns), tau, fit, book_counts, Ku, ivu, nu, cu, have_smile)
         snap.latency_s = _time.perf_counter() - t0
         return snap
+
+    def _price_contracts(self, names, F, DF, tau) -> None:
+        """Classify ``names`` (quote_filter code) and, for valid quotes, their implied vol and
+        its variance sigma_P^2 / vega^2, against (F, DF, tau); both legs of a strike are
+        priced, the sync uses the leg out of the money at its time."""
+        a = np.array([self._book[c][1:] for c in names], dtype=np.float64).reshape(len(names), 6)
+        K, is_call = a[:, 0], a[:, 1] > 0.5
+        bid, ask, qb, qa = a[:, 2], a[:, 3], a[:, 4], a[:, 5]
+        codes = quote_filter(bid, ask, F, DF, K, is_call, qb, qa)
+        iv = np.full(len(names), np.nan)
+        noise = np.full(len(names), np.nan)
+        ok = codes == 0
+        if ok.any():
+            with np.errstate(all="ignore"):
+                mp = microprice(bid[ok], ask[ok], qb[ok], qa[ok])
+                mpv = microprice_var(bid[ok], ask[ok], qb[ok], qa[ok])
+                price = np.where(np.isfinite(mp), mp, 0.5 * (bid[ok] + ask[ok]))
+                iv[ok] = black_implied_vol(price, F, K[ok], tau, is_call[ok], DF)
+                r_impl = -math.log(DF) / tau
+                # Black vega on (F, DF): spot F with rate = div_yield = r_impl gives DF*F*phi(d1)*sqrt(tau)
+                vg = vega(F, K[ok], tau, r_impl, iv[ok], r_impl)
+                pv = np.maximum(np.where(np.isfinite(mpv), mpv, self.price_var_floor), self.price_var_floor)
+                noise[ok] = np.maximum(pv / (vg * vg), self.iv_var_floor)
+        for c, code, v, w in zip(names, codes.tolist(), iv.tolist(), noise.tolist()):
+            self._cache[c] = (code, v, w)
+        self.counters["priced"] += len(names)
 
     def _forward(self, K, is_call, bid, ask, qb, qa, mp, spot, tau):
         with np.errstate(all="ignore"):
@@ -264,12 +306,12 @@ class ChainSmile:
         self._gp_keys = [float(k) for k in K]
         self.counters["full_fits"] += 1
 
-    def _sync(self, K, y, s, F) -> None:
+    def _sync(self, K, y, s, F, reanchor: bool) -> None:
         """Bring the GP to the points (K, y, s) by exact incremental operations."""
         if self.gp is None:
             self._full_fit(K, y, s, F, first=True)
             return
-        if abs(F / self.forward_ref - 1.0) > self.forward_refit_threshold:
+        if reanchor:
             self._full_fit(K, y, s, F, first=False)
             self.counters["forward_refits"] += 1
         else:
@@ -281,8 +323,10 @@ class ChainSmile:
         if self.n_refreshes % self.refit_every == 0:
             gp = self.gp
             gp.set_hyperparameters(mean=float(np.median(y)))
+            x = np.sort(gp.x)
+            ell_min = max(1e-3, self.min_lengthscale_gaps * float(np.diff(x).max())) if x.size > 1 else 1e-3
             try:
-                gp.optimise_hyperparameters(optimise_mean=False)
+                gp.optimise_hyperparameters(optimise_mean=False, lengthscale_bounds=(ell_min, max(10.0, ell_min)))
             except SmileGPError:  # pragma: no cover - optimiser lands on a singular kernel
                 pass
             self.counters["hyper_optimisations"] += 1

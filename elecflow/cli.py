@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sys
 import threading
@@ -91,8 +92,14 @@ def ensure_embedded_day(file_cfg: dict, seed: int | None, quiet: bool) -> Path:
 
     cfg = _synthetic_config(file_cfg, {"seed": seed} if seed is not None else {})
     target = DEFAULT_DATA_HOME / f"synthetic-2024-11-05-seed{cfg.seed}"
-    if not (target / "manifest.json").exists():
+    manifest = target / "manifest.json"
+    if not manifest.exists():
         print(f"first run: generating the synthetic Election Day into {target} ...", flush=True)
+        write_synthetic_day(cfg, target, progress=not quiet)
+    elif json.loads(manifest.read_text()).get("generated_with") != cfg.manifest_dump():
+        # a day written by an older generator (different settings): replaying it would
+        # silently disagree with the ground truth this version expects
+        print(f"the synthetic day in {target} was generated with other settings: regenerating ...", flush=True)
         write_synthetic_day(cfg, target, progress=not quiet)
     return target
 

@@ -151,7 +151,12 @@ class _GaussTail:
         ``mu = k_e -/+ s u`` and ``A = mass / Phi(u)``."""
         target = np.log(dens * s / mass)
         f = lambda u: -0.5 * u * u - 0.5 * np.log(2 * np.pi) - log_ndtr(u) - target  # noqa: E731
-        u = brentq(f, -1e3, 60.0, xtol=1e-13)
+        # phi(u)/Phi(u) ~ -u for u << 0: beyond u = -30 the edge density is ~30x what the
+        # tail mass can carry in one edge sd, i.e. the smile's edge is not a tail (a
+        # wiggling smile): no lognormal matches, the caller falls back to a flat wing
+        if f(-30.0) < 0.0 or f(60.0) > 0.0:
+            raise ValueError(f"no lognormal tail matches mass {mass:.3g} and density {dens:.3g} at k={k_e:.4g}")
+        u = brentq(f, -30.0, 60.0, xtol=1e-13)
         mu = k_e - s * u if side < 0 else k_e + s * u
         return cls(side, float(k_e), float(mass / ndtr(u)), float(mu), float(s))
 
@@ -609,8 +614,14 @@ def _density_from_smile(iv_of_k, forward, discount, tau, k_min, k_max, n_grid, t
     if tails == "lognormal":
         wings = []
         for side, k_e, mass, dens, w_e in ((-1, k_lo, cdf_lo, dens_lo, w_lo), (1, k_hi, 1 - cdf_hi, dens_hi, w_hi)):
+            tail = None
             if mass > 0 and dens > 0 and np.isfinite(mass * dens):
-                wings.append(_GaussTail.matched(side, k_e, mass, dens, np.sqrt(w_e)))
+                try:
+                    tail = _GaussTail.matched(side, k_e, mass, dens, np.sqrt(w_e))
+                except ValueError:
+                    tail = None
+            if tail is not None:
+                wings.append(tail)
             else:
                 fallback += 1
                 k_edge = float(np.log((K[0] if side < 0 else K[-1]) / F))

@@ -8,9 +8,9 @@ import pytest
 from scipy.optimize import brentq
 from scipy.stats import lognorm
 
-from elecflow import universe as U
 from elecflow.rnd import density_from_smile, l1_distance, project_call_curve, black76_call
-from elecflow.synth.options import black76, mixture_density, mixture_price, strike_grid
+from elecflow.synth.config import SyntheticDayConfig
+from elecflow.synth.options import black76, listed_strikes, mixture_density, mixture_price
 
 SYMBOLS = ["SPY", "QQQ", "IWM", "TLT", "DJT", "TSLA"]
 
@@ -94,7 +94,9 @@ def mixture_iv_smile(row):
 def quoted_k_range(row, min_premium=0.05):
     """Log-moneyness range of the listed strikes whose OTM value is at least ``min_premium``
     (roughly: the strikes that carry a bid)."""
-    K = strike_grid(row.underlying, U.get(row.underlying).ref_price, 0.25)
+    cfg = SyntheticDayConfig()
+    t_open = row.T + (row.time - row.time.normalize().replace(hour=14, minute=30)).total_seconds() / (365 * 86400)
+    K = listed_strikes(row.underlying, t_open, cfg.option_strike_range, cfg.option_strike_sds)
     args = (row.T, row.discount_factor, row.q, row.mean_trump, row.sigma_trump, row.mean_harris, row.sigma_harris)
     otm = mixture_price(K, *args, K >= row.forward)
     K = K[otm >= min_premium]
@@ -105,13 +107,11 @@ def quoted_k_range(row, min_premium=0.05):
 def test_truth_mixture_density(truth, k_range):
     """``wide``: exact smile on +-6 state sds (the method's own error), all six underlyings;
     ``quoted``: smile trusted only on the listed strikes with an OTM value >= $0.05, matched
-    lognormal tails beyond, on SPY QQQ IWM TLT (DJT's and TSLA's listed strikes, +-25 % of
-    the previous close, cover too little of their distribution: see docs/rnd.md)."""
+    lognormal tails beyond, all six underlyings (DJT's and TSLA's wing strikes reach out to
+    their election jump plus 4 state sds: see docs/rnd.md)."""
     assert len(truth) == 12
     for row in truth.itertuples():
         if k_range == "quoted":
-            if row.underlying not in ("SPY", "QQQ", "IWM", "TLT"):
-                continue
             k_lo, k_hi = quoted_k_range(row)
         else:
             s = max(row.sigma_trump, row.sigma_harris) * np.sqrt(row.T)

@@ -237,6 +237,67 @@ def test_option_quotes_bracket_the_mixture_price(small_day):
     assert spread[k > 0.1].mean() > spread[k < 0.01].mean()
 
 
+def test_wing_strikes_hold_the_risk_neutral_mass():
+    """The listed strikes (dense core + wings out to the election jump + 4 state sds) span
+    all but a sliver of each chain's true mass at the open, for the volatile names too; the
+    index ETFs' core listing is what it was (no wings needed)."""
+    cfg = SyntheticDayConfig()
+    T, q = 10.27 / 365, 0.58
+    for sym in cfg.option_underlyings:
+        spot = U.get(sym).ref_price
+        K = O.listed_strikes(sym, T, cfg.option_strike_range, cfg.option_strike_sds)
+        m_t, m_h = O.state_means(spot, q, U.effective_election_loadings()[sym])
+        s_t, s_h = O.state_vols(sym)
+        dens = lambda s: O.mixture_density(s, T, q, m_t, s_t, m_h, s_h)  # noqa: E731
+        inside = integrate.quad(dens, K.min(), K.max(), limit=200)[0]
+        assert inside > 0.995, (sym, inside)
+        assert np.all(np.diff(K) > 0) and K.min() > 0
+    assert np.array_equal(O.listed_strikes("SPY", T, 0.25, 4.0), O.strike_grid("SPY", U.get("SPY").ref_price, 0.25))
+    djt = O.listed_strikes("DJT", T, 0.25, 4.0)
+    assert djt.size > O.strike_grid("DJT", U.get("DJT").ref_price, 0.25).size
+    wing = djt[djt > 1.25 * U.get("DJT").ref_price]
+    gaps = np.diff(wing) / wing[:-1]
+    assert gaps.min() >= 0.04 and gaps.max() <= 0.1  # sparse: about 5 % of the strike apart
+
+
+def test_staggered_quotes_are_priced_at_their_own_instant(tmp_path):
+    """``option_quote_spread_seconds > 0``: each strike's call and put share one phase in
+    [0, spread) after every snapshot, and are priced at that instant (spot and probability
+    then), so they bracket the mixture price of their own time, not the snapshot's."""
+    out = tmp_path / "day"
+    write_synthetic_day(SyntheticDayConfig(start_et="09:30", end_et="09:36", option_underlyings=["SPY", "DJT"],
+                                           option_quote_spread_seconds=20), out, progress=False)
+    truth = pq.read_table(out / "ground_truth/options_truth.parquet").to_pandas()
+    for sym in ("SPY", "DJT"):
+        raw = pd.read_csv(next((out / "thetadata").glob(f"{sym}_*.csv")))
+        raw = raw[(raw.bid_size >= 0) & (raw.bid <= raw.ask)]  # the injected defects
+        snap_ms = (truth[truth.underlying == sym].time.astype("int64").to_numpy() - utc_ns(
+            dt.datetime(2024, 11, 5, 5, 0))) // 1_000_000
+        phase = raw.ms_of_day.to_numpy() - snap_ms[np.searchsorted(snap_ms, raw.ms_of_day.to_numpy(), "right") - 1]
+        assert phase.min() >= 0 and phase.max() < 20_000
+        per_strike = pd.Series(phase).groupby(raw.strike.to_numpy()).nunique()
+        assert per_strike.max() == 1  # one phase per strike, shared by its call and put
+        assert pd.Series(phase).nunique() > 10  # and strikes differ
+        assert raw.groupby(["strike", "ms_of_day"]).right.nunique().min() == 2  # synchronous parity pairs
+    # priced at the quote's own instant: the mixture price from the spot and probability then
+    from elecflow.synth.day import generate_day
+    day = generate_day(SyntheticDayConfig(start_et="09:30", end_et="09:36", option_underlyings=["DJT"],
+                                          option_quote_spread_seconds=20))
+    ch = day.chains["DJT"]
+    t = ch.time_ns
+    spot = np.exp(day.paths.log_price[day.paths.row("DJT"), (t - day.paths.time_ns[0]) // NS_PER_SECOND])
+    T = (ch.snap_ns[0] + (ch.T[0] * 365 * 86400 * NS_PER_SECOND) - t) / (365 * 86400 * NS_PER_SECOND)
+    F = spot * np.exp((ch.rate - ch.dividend_yield) * T)
+    q = day.probability.at(t)
+    m_t, m_h = O.state_means(F, q, ch.gamma)
+    own = O.mixture_price(ch.strike_milli / 1000.0, T, np.exp(-ch.rate * T), q, m_t, ch.sigma_trump, m_h,
+                          ch.sigma_harris, ch.is_call)
+    np.testing.assert_allclose(ch.theo, np.maximum(own, 0.0), rtol=1e-9, atol=1e-12)
+    at_snapshot = np.interp(t, ch.snap_ns, ch.spot, period=None)  # the spot at the snapshot before
+    assert np.mean(np.abs(spot / at_snapshot - 1) > 0) > 0.5  # the instants really differ
+    assert np.all(ch.ask / O.PX >= ch.theo - 1e-9) and np.all((ch.bid / O.PX <= ch.theo + 1e-9) | (ch.bid == 0))
+
+
 # --------------------------------------------------------------------------- files and defects
 
 

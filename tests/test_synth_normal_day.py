@@ -95,16 +95,18 @@ def test_configuration_of_normal_and_election_days():
 
 # --------------------------------------------------------------------------- the Election Day is unchanged
 
-# Digests of the default configuration's 09:30-09:40 output as written *before* normal days
-# were added (decompressed CSV, so independent of the gzip build). JSON text is stable too.
+# Digests of the default configuration's 09:30-09:40 output (decompressed CSV, so independent
+# of the gzip build; JSON text is stable too). The equity and Kalshi files are as written
+# *before* normal days were added; manifest and params were re-pinned when option chains got
+# wing strikes (two new settings in the manifest, new strike counts in params).
 ELECTION_BASELINE = {
     "polygon/us_stocks_sip/quotes_v1/2024/11/2024-11-05.csv.gz":
         "03fb1eccfd2241ce4838f2a72526221500d182db8d5b859e129e4a5c554aa811",
     "polygon/us_stocks_sip/trades_v1/2024/11/2024-11-05.csv.gz":
         "88be9b59a9d94e5b63d43db2b2f07833e7046844e64c43612e7fefbd9865e7a9",
     "kalshi/trade_data_2024-11-05.json": "7e14f34cc976f1204f8747397628e53f2c5a8661081b1fa291653319fa9f648c",
-    "manifest.json": "de5060f8a8454d64433343ce0233ab6effd697786498c0fc5ac9a5fbe4d792ef",
-    "ground_truth/params.json": "9a84cc2ea9ee370185be1cb518e897cfda55fcd0d2aa6ffa2a64c527056433ac",
+    "manifest.json": "d2889c42352e31e71ec253d12a038c0f9c92f741799b089a245c64b601d3402c",
+    "ground_truth/params.json": "8134024b1bddad6c3a355bb890d40704797b92c47a7ac8b62f5ea986649f9a35",
 }
 
 

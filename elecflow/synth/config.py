@@ -163,7 +163,13 @@ class SyntheticDayConfig(BaseModel):
     option_expiry: dt.date = Field(dt.date(2024, 11, 15), description="the one expiry quoted (16:00 ET settlement)")
     option_snapshot_seconds: float = Field(60.0, ge=1.0, le=3600.0,
                                            description="snapshot cadence in 09:30-16:00 ET, whole seconds")
-    option_strike_range: float = Field(0.25, gt=0.0, le=0.9, description="strikes within spot*(1 -/+ range)")
+    option_strike_range: float = Field(0.25, gt=0.0, le=0.9, description="dense strikes within spot*(1 -/+ range)")
+    option_strike_sds: float = Field(4.0, ge=0.0, le=10.0,
+                                     description="sparse wing strikes out to the election jump plus this many state sds")
+    option_quote_spread_seconds: float = Field(
+        0.0, ge=0.0, le=3600.0,
+        description="0: the whole chain quoted at each snapshot instant (an interval-snapshot feed); > 0: each "
+                    "strike quoted at its own phase in [0, spread) after the instant (asynchronous quotes)")
     risk_free_rate: float = Field(0.0483, ge=-0.05, le=0.5,
                                   description="continuous rate, ~10-day T-bill in early Nov 2024")
     option_format: Literal["raw", "formatted"] = "raw"

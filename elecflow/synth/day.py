@@ -42,7 +42,7 @@ from elecflow.synth.equities import (
     simulate_efficient_prices,
 )
 from elecflow.synth.kalshi import CONTRACTS, KalshiFills, generate_kalshi
-from elecflow.synth.options import THETA_CONDITION, OptionChain, generate_option_chain
+from elecflow.synth.options import THETA_CONDITION, YEAR_NS, OptionChain, generate_option_chain, listed_strikes
 from elecflow.synth.probability import ClockSpec, ProbabilityPath, second_grid, simulate_probability
 from elecflow.synth.rng import stream
 
@@ -296,11 +296,25 @@ def generate_day(config: SyntheticDayConfig, tick: Callable[[str], None] | None 
     snap_k = ((snaps - paths.time_ns[0]) // NS_PER_SECOND).astype(np.int64)  # equity grid index
     # a normal day: the election is still ahead, its probability held at p_start
     q = prob.at(snaps) if prob is not None else np.full(snaps.size, config.p_start)
+    q_at = prob.at if prob is not None else (lambda t: np.full(np.shape(t), config.p_start))
     for j, sym in enumerate(config.option_underlyings):
         k_here = k // n_under + (1 if j < k % n_under else 0)  # defects per reason spread over the files
-        spot = np.exp(paths.log_price[paths.row(sym), snap_k])
+        log_path = paths.log_price[paths.row(sym)]
+        spot = np.exp(log_path[snap_k])
+        stagger = {}
+        spread_ms = int(round(min(config.option_quote_spread_seconds, config.option_snapshot_seconds) * 1000))
+        if spread_ms > 0:
+            n_strikes = listed_strikes(sym, (expiry_ns - regular.start_ns) / YEAR_NS, config.option_strike_range,
+                                       config.option_strike_sds).size
+            phase_rng = _rng(config, "option_phases", U.symbol_index(sym))
+            stagger = dict(
+                quote_offset_ms=phase_rng.integers(0, spread_ms, n_strikes),
+                spot_at=lambda t, lp=log_path: np.exp(lp[np.minimum((t - paths.time_ns[0]) // NS_PER_SECOND,
+                                                                    lp.size - 1)]),
+                q_at=q_at, end_ns=w1)
         ch = generate_option_chain(sym, snaps, spot, q, config.risk_free_rate, expiry_ns, config.option_strike_range,
-                                   _rng(config, "options", U.symbol_index(sym)))
+                                   _rng(config, "options", U.symbol_index(sym)), config.option_strike_sds,
+                                   listing_ns=regular.start_ns, **stagger)
         cols = _theta_columns(ch, config.option_expiry, date)
         n_opt_clean += cols["ms_of_day"].size
         cols, log = D.inject_options(cols, k_here, _rng(config, "defects", 2, U.symbol_index(sym)),

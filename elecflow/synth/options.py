@@ -23,6 +23,7 @@ European by construction (the listed ones are American; see docs/synthetic-day.m
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -90,11 +91,15 @@ def state_vols(symbol: str) -> tuple[float, float]:
 # --------------------------------------------------------------------------- listing
 
 
-def strike_grid(symbol: str, spot: float, strike_range: float) -> np.ndarray:
-    """Listed strikes (dollars) within ``spot * (1 -/+ strike_range)``.
+def strike_grid(symbol: str, spot: float, strike_range: float, wing_log_range: float = 0.0) -> np.ndarray:
+    """Listed strikes (dollars): a dense core within ``spot * (1 -/+ strike_range)`` and
+    sparse wings out to ``spot * exp(-/+ wing_log_range)`` when that reaches further.
 
-    Increments: $0.5 below $50; $1 below $200; above $200, $1 (index-like ETFs) or $2.5
-    (others) within 10 % of spot and $5 beyond.
+    Core increments: $0.5 below $50; $1 below $200; above $200, $1 (index-like ETFs) or
+    $2.5 (others) within 10 % of spot and $5 beyond. Wing increments grow with the strike
+    (the smallest of 0.5, 1, 2.5, 5, 10, 25, 50 that is at least 5 % of it), as listed
+    far-out strikes do; wings give a volatile name (DJT, TSLA) strikes where its
+    risk-neutral mass is, which a fixed percentage band around spot does not.
     """
     lo, hi = spot * (1.0 - strike_range), spot * (1.0 + strike_range)
 
@@ -108,8 +113,39 @@ def strike_grid(symbol: str, spot: float, strike_range: float) -> np.ndarray:
     else:
         inner = 1.0 if symbol in INDEX_LIKE else 2.5
         k = np.concatenate((multiples(5.0, lo, hi), multiples(inner, max(lo, spot * 0.9), min(hi, spot * 1.1))))
+    wing_lo, wing_hi = spot * np.exp(-wing_log_range), spot * np.exp(wing_log_range)
+    k = np.concatenate((k, _wing_strikes(wing_lo, lo), _wing_strikes(hi, wing_hi)))
     k = np.unique(np.round(k, 3))
     return k[k > 0]
+
+
+_WING_INCREMENTS = (0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0)
+
+
+def _wing_strikes(lo: float, hi: float) -> np.ndarray:
+    """Strikes in ``(lo, hi)`` spaced by the listed increment for their level (>= 5 % of K)."""
+    out = []
+    K = lo
+    while True:
+        inc = next((i for i in _WING_INCREMENTS if i >= 0.05 * K), _WING_INCREMENTS[-1])
+        K = (np.floor(K / inc + 1e-9) + 1.0) * inc
+        if K >= hi - 1e-9:
+            return np.asarray(out, dtype=np.float64)
+        out.append(K)
+
+
+def wing_log_range(symbol: str, T: float, n_sd: float) -> float:
+    """Half-width in log-moneyness that holds the chain's risk-neutral mass: the election
+    jump ``|gamma|`` plus ``n_sd`` standard deviations of the wider state to expiry."""
+    if n_sd <= 0.0:
+        return 0.0
+    gamma = abs(U.effective_election_loadings()[symbol])
+    return gamma + n_sd * max(state_vols(symbol)) * np.sqrt(T)
+
+
+def listed_strikes(symbol: str, T: float, strike_range: float, strike_sds: float) -> np.ndarray:
+    """The strikes listed for ``symbol``'s expiry ``T`` years after the first snapshot."""
+    return strike_grid(symbol, U.get(symbol).ref_price, strike_range, wing_log_range(symbol, T, strike_sds))
 
 
 def option_tick(symbol: str, price: np.ndarray) -> np.ndarray:
@@ -162,8 +198,25 @@ def generate_option_chain(
     expiry_ns: int,
     strike_range: float,
     rng: np.random.Generator,
+    strike_sds: float = 0.0,
+    quote_offset_ms: np.ndarray | None = None,
+    spot_at: Callable[[np.ndarray], np.ndarray] | None = None,
+    q_at: Callable[[np.ndarray], np.ndarray] | None = None,
+    end_ns: int | None = None,
+    listing_ns: int | None = None,
 ) -> OptionChain:
-    """Quotes of every listed strike of ``symbol`` at each snapshot (vectorised)."""
+    """Quotes of every listed strike of ``symbol`` once per snapshot interval (vectorised).
+
+    Without ``quote_offset_ms`` every contract is quoted at the snapshot instants (an
+    interval-snapshot feed). With it, strike ``i`` (its call and put together, so put-call
+    parity pairs stay synchronous) is quoted at ``snap + quote_offset_ms[i]``, priced at
+    that instant from ``spot_at`` and ``q_at`` (functions of UTC ns): a tick-level feed
+    thinned to one quote per contract per interval, whose consumer sees a few contracts
+    change at a time. Quotes at or after ``end_ns`` are dropped. The truth fields (spot,
+    forward, q, state means) are always at the snapshot instants. The listed strikes depend
+    on the time to expiry at ``listing_ns`` (the day's open; default the first snapshot), not
+    on the generated window.
+    """
     inst = U.get(symbol)
     d = inst.dividend_yield
     gamma = U.effective_election_loadings()[symbol]
@@ -172,17 +225,32 @@ def generate_option_chain(
     F = spot * np.exp((rate - d) * T)
     df = np.exp(-rate * T)
     m_T, m_H = state_means(F, q, gamma)
-    strikes = strike_grid(symbol, inst.ref_price, strike_range)
+    t_list = listing_ns if listing_ns is not None else (int(snap_ns[0]) if snap_ns.size else expiry_ns)
+    strikes = listed_strikes(symbol, (expiry_ns - t_list) / YEAR_NS, strike_range, strike_sds)
     nk, ns = strikes.size, snap_ns.size
+
+    # quote instants and the market at them, axes (strike, snapshot)
+    if quote_offset_ms is None:
+        t_q = np.broadcast_to(snap_ns[None, :], (nk, ns))
+        T_q, F_q, df_q, q_q, mT_q, mH_q = (a[None, :] for a in (T, F, df, q, m_T, m_H))
+    else:
+        if spot_at is None or q_at is None:
+            raise ValueError("staggered quotes need spot_at and q_at")
+        t_q = snap_ns[None, :] + np.asarray(quote_offset_ms, dtype=np.int64)[:, None] * 1_000_000
+        T_q = (expiry_ns - t_q) / YEAR_NS
+        F_q = spot_at(t_q) * np.exp((rate - d) * T_q)
+        df_q = np.exp(-rate * T_q)
+        q_q = q_at(t_q)
+        mT_q, mH_q = state_means(F_q, q_q, gamma)
 
     # axes (strike, right, snapshot): C before P, as the rows are sorted
     K = strikes[:, None, None]
     is_call = np.array([True, False])[None, :, None]
-    theo = mixture_price(K, T[None, None, :], df[None, None, :], q[None, None, :], m_T[None, None, :], sig_T,
-                         m_H[None, None, :], sig_H, is_call)
+    theo = mixture_price(K, T_q[:, None, :], df_q[:, None, :], q_q[:, None, :], mT_q[:, None, :], sig_T,
+                         mH_q[:, None, :], sig_H, is_call)
     theo = np.maximum(theo, 0.0)
-    sd = 0.5 * (sig_T + sig_H) * np.sqrt(T)[None, None, :]
-    k_std = np.abs(np.log(K / F[None, None, :])) / sd
+    sd = 0.5 * (sig_T + sig_H) * np.sqrt(T_q)[:, None, :]
+    k_std = np.abs(np.log(K / F_q[:, None, :])) / sd
     a0 = 0.01 if symbol in PENNY_EVERYWHERE else 0.02 + 0.0005 * inst.ref_price / 10.0
     half = np.maximum(0.005, a0 + 0.002 * theo) * (1.0 + 0.1 * np.minimum(k_std, 8.0))
     shape = (nk, 2, ns)
@@ -199,13 +267,16 @@ def generate_option_chain(
     ask_ex = rng.choice(THETA_EXCHANGES, size=shape)
 
     strike_milli = np.rint(strikes * 1000).astype(np.int64)
+    time_ns = np.broadcast_to(t_q[:, None, :], shape).ravel()
+    keep = time_ns < end_ns if end_ns is not None else slice(None)
     return OptionChain(
         symbol=symbol,
-        strike_milli=np.broadcast_to(strike_milli[:, None, None], shape).ravel(),
-        is_call=np.broadcast_to(is_call, shape).ravel(),
-        time_ns=np.broadcast_to(snap_ns[None, None, :], shape).ravel(),
-        bid=bid.ravel(), ask=ask.ravel(), bid_size=bid_size.ravel(), ask_size=ask_size.ravel(),
-        bid_exchange=bid_ex.ravel(), ask_exchange=ask_ex.ravel(), theo=theo.ravel(),
+        strike_milli=np.broadcast_to(strike_milli[:, None, None], shape).ravel()[keep],
+        is_call=np.broadcast_to(is_call, shape).ravel()[keep],
+        time_ns=time_ns[keep],
+        bid=bid.ravel()[keep], ask=ask.ravel()[keep], bid_size=bid_size.ravel()[keep],
+        ask_size=ask_size.ravel()[keep], bid_exchange=bid_ex.ravel()[keep], ask_exchange=ask_ex.ravel()[keep],
+        theo=theo.ravel()[keep],
         snap_ns=snap_ns, spot=spot, forward=F, q=q, T=T, m_trump=m_T, m_harris=m_H,
         sigma_trump=sig_T, sigma_harris=sig_H, gamma=gamma, rate=rate, dividend_yield=d,
     )

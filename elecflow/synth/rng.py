@@ -29,6 +29,7 @@ COMPONENTS: dict[str, int] = {
     "defects": 7,  # key (7, stream number)
     "macro_news": 8,  # normal days: the common macro news path and its releases
     "idio_news": 9,  # normal days: key (9, symbol index), a stock's own news jumps
+    "option_phases": 10,  # key (10, symbol index): each strike's quoting phase within the cadence
 }
 DAY_KEY = 100  # first spawn-key element of date-keyed (normal-day) streams
 

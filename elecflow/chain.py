@@ -387,7 +387,7 @@ class ChainSmile:
 
     def iv_of_k(self, k, forward: float) -> np.ndarray:
         """GP mean smile as a function of ``k = log(K / forward)``."""
-        return self.gp.predict(np.asarray(k, dtype=np.float64) + math.log(forward / self.forward_ref))[0]
+        return self.gp.predict_mean(np.asarray(k, dtype=np.float64) + math.log(forward / self.forward_ref))
 
     def _snapshot(self, time_ns, tau, fit, book_counts, Ku, ivu, nu, cu, have_smile) -> ChainSnapshot:
         F, DF = fit.forward, fit.discount
@@ -413,11 +413,11 @@ class ChainSmile:
         snap.smile_k = np.linspace(k_min, k_max, self.n_smile)
         m, v = gp.predict(snap.smile_k + shift)
         snap.smile_mean, snap.smile_sd = m, np.sqrt(v)
-        snap.atm_iv = float(gp.predict(np.array([shift]))[0][0])
+        snap.atm_iv = float(gp.predict_mean(np.array([shift]))[0])
         if not self.density:
             return snap
         try:
-            r = density_from_smile(lambda k: gp.predict(np.asarray(k, dtype=np.float64) + shift)[0],
+            r = density_from_smile(lambda k: gp.predict_mean(np.asarray(k, dtype=np.float64) + shift),
                                    F, DF, tau, k_min, k_max, n_grid=self.n_grid, tails=self.tails,
                                    repair=self.repair)
         except (ValueError, ArithmeticError) as exc:

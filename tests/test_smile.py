@@ -60,6 +60,7 @@ def test_matches_sklearn(n):
     mu, var = gp.predict(XS)
     mk, sd = sk.predict(XS[:, None], return_std=True)
     np.testing.assert_allclose(mu, mean + mk, rtol=1e-9, atol=0)
+    np.testing.assert_allclose(gp.predict_mean(XS), mean + mk, rtol=1e-9, atol=0)
     np.testing.assert_allclose(var, sd**2, rtol=1e-9, atol=1e-12 * sf2)  # noise-free latent variance
     assert gp.log_marginal_likelihood() == pytest.approx(sk.log_marginal_likelihood_value_, rel=1e-9)
 

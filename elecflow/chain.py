@@ -21,6 +21,7 @@ import numpy as np
 
 from elecflow.options import (
     QUOTE_REASONS,
+    ForwardFit,
     black_implied_vol,
     implied_forward,
     microprice,
@@ -41,8 +42,9 @@ BOOK_STATES = ("used", "itm_side", "no_iv") + QUOTE_REASONS[1:]
 
 @dataclass
 class ChainSnapshot:
-    """One refresh of one chain. Arrays are float64; ``k`` is ``log(K / forward)`` with the
-    forward of this snapshot. ``rnd`` is ``None`` when there were too few usable quotes (or
+    """One refresh of one chain. Arrays are float64; ``smile_k``, ``k_min``, ``k_max`` are
+    ``log(K / forward)`` with the forward of this snapshot, ``quoted_k`` each quote's
+    log-moneyness against its own forward (what the GP holds). ``rnd`` is ``None`` when there were too few usable quotes (or
     no forward); the flat density fields are then NaN / empty."""
 
     time: int  # engine time, UTC ns
@@ -61,7 +63,7 @@ class ChainSnapshot:
     book_counts: dict  # this refresh, per BOOK_STATES name, over the latest quote per contract
     gp_counters: dict
     hyperparameters: dict  # lengthscale, signal_var, mean
-    forward_ref: float  # the forward the GP inputs are anchored to
+    forward_ref: float  # the chain forward when the whole book was last priced
     # smile on a k-grid (latent GP: mean and sd) and the quoted points
     smile_k: np.ndarray
     smile_mean: np.ndarray
@@ -99,10 +101,13 @@ class ChainSmile:
         (which also needs a spot: ``refresh(..., spot=S)``).
     refit_every : marginal-likelihood hyperparameter optimisation every this many refreshes
         (default 60: once a minute at the 1 s cadence); the first fit uses the heuristics.
-    forward_refit_threshold : re-anchor the GP inputs (a counted full fit) when the forward
-        has moved by more than this fraction since the anchor. GP inputs are
-        ``log(K / F_ref)``; between re-anchors the current ``k = log(K/F)`` is the exact shift
-        ``k_ref - log(F/F_ref)``, so no approximation is involved (docs/chain.md).
+    forward_refit_threshold : re-price every contract (a counted full fit, ``forward_refits``)
+        when the chain forward has moved by more than this fraction since everything was
+        last priced (``forward_ref``): quotes without a spot are priced on the chain forward
+        of their arrival, and this bounds how stale that gets. GP inputs are each quote's
+        own log-moneyness ``log(K / F_quote)`` (docs/chain.md).
+    pair_window_seconds : a strike's call and put quoted at most this far apart (both with a
+        spot) form a parity pair of the spot-unit carry fit (default 1 s).
     price_var_floor : floor of the microprice variance in price units (default one penny
         tick's uniform rounding variance, 0.01^2 / 12).
     iv_var_floor : floor of the IV variance (default 1e-8, i.e. 1 vol basis point).
@@ -129,7 +134,7 @@ class ChainSmile:
                  min_points: int = 5, n_grid: int = 400, n_smile: int = 101,
                  tails: str = "lognormal", repair: str = "auto", n_near: int = 8,
                  change_tol: float = 0.1, max_update_fraction: float = 0.25, min_lengthscale_gaps: float = 1.0,
-                 density: bool = True):
+                 pair_window_seconds: float = 1.0, density: bool = True):
         if refit_every < 1:
             raise ValueError("refit_every must be >= 1")
         self.underlying = underlying
@@ -146,12 +151,15 @@ class ChainSmile:
         self.change_tol = float(change_tol)
         self.max_update_fraction = float(max_update_fraction)
         self.min_lengthscale_gaps = float(min_lengthscale_gaps)
+        self.pair_window_ns = int(round(float(pair_window_seconds) * 1e9))
+        self.carry = math.nan  # F / S from spot-normalised parity (NaN without spots)
         self.density = bool(density)
         # book: contract -> [time_ns, strike, is_call, bid, ask, bid_size, ask_size]
         self._book: dict[str, list] = {}
         self._arrivals: list[tuple] = []  # (strike, is_call, bid, ask, bid_size, ask_size) since last refresh
         self._dirty: set[str] = set()  # contracts whose quote changed since they were last priced
-        self._cache: dict[str, tuple[int, float, float]] = {}  # contract -> (quote_filter code, iv, iv variance)
+        self._cache: dict[str, tuple[int, float, float, float]] = {}  # contract -> (code, iv, iv var, k at quote)
+        self._spot_at: dict[str, float] = {}  # contract -> underlying mid when its quote arrived (NaN: unknown)
         self.quotes_seen = 0
         self.reason_counts = {name: 0 for name in QUOTE_REASONS}
         # GP state
@@ -167,11 +175,14 @@ class ChainSmile:
 
     # ------------------------------------------------------------------ ticks
     def on_quote(self, time_ns: int, contract: str, strike: float, is_call: bool, bid: float, ask: float,
-                 bid_size: float, ask_size: float) -> None:
+                 bid_size: float, ask_size: float, spot: float | None = None) -> None:
         """Keep the latest quote of ``contract``. O(1), no numpy: classification (which needs the
-        forward) happens at the next refresh, vectorised over the quotes that arrived."""
+        forward) happens at the next refresh, vectorised over the quotes that arrived.
+        ``spot``: the underlying's mid when the quote arrived (the graph passes the equity
+        NBBO); with it each quote is priced on its own forward (carry x spot at its time)."""
         rec = (float(strike), bool(is_call), float(bid), float(ask), float(bid_size), float(ask_size))
         self._book[contract] = [int(time_ns), *rec]
+        self._spot_at[contract] = float(spot) if spot is not None and spot > 0 else math.nan
         self._arrivals.append(rec)
         self._dirty.add(contract)
         self.quotes_seen += 1
@@ -193,8 +204,14 @@ class ChainSmile:
         with np.errstate(all="ignore"):
             mp = microprice(bid, ask, qb, qa)
 
-        # 1. forward and discount from put-call parity (model-free-valid quotes only)
-        fit = self._forward(K, is_call, bid, ask, qb, qa, mp, spot, tau)
+        # 1. forward and discount from put-call parity (model-free-valid quotes only): in spot
+        # units when the quotes carry the underlying's mid at their arrival (a carry F/S that
+        # holds whichever instant a pair was quoted at, times the spot now), else in dollars
+        names = list(self._book)
+        S_q = np.array([self._spot_at.get(c, math.nan) for c in names], dtype=np.float64)
+        t_q = np.array([r[0] for r in rows], dtype=np.int64)
+        spot_now = spot if spot is not None else self._latest_spot(t_q, S_q)
+        fit = self._forward(K, is_call, bid, ask, qb, qa, mp, spot, tau, S_q, t_q, spot_now)
         F, DF = fit.forward, fit.discount
         self.last_forward, self.last_discount = F, DF
         have_fwd = math.isfinite(F) and math.isfinite(DF) and tau > 0
@@ -207,28 +224,30 @@ class ChainSmile:
             for c, cnt in zip(*np.unique(codes, return_counts=True)):
                 self.reason_counts[QUOTE_REASONS[int(c)]] += int(cnt)
             self._arrivals.clear()
-        # 3. implied vols, sticky: a contract's IV and noise are computed when its quote arrives
-        # (against this refresh's forward) and kept until the quote changes, so one changed
-        # quote changes one GP target. Everything is re-priced at a re-anchor (the forward
-        # moved by more than forward_refit_threshold since the GP's anchor).
+        # 3. implied vols, sticky: a contract's IV, noise and log-moneyness are computed when
+        # its quote arrives (on its own forward: carry x its spot, else this refresh's F) and
+        # kept until the quote changes, so one changed quote changes one GP point.
+        # Everything is re-priced when the chain forward has moved by more than
+        # forward_refit_threshold since the last full pricing.
         reanchor = have_fwd and (self.gp is None or abs(F / self.forward_ref - 1.0) > self.forward_refit_threshold)
         if have_fwd and n:
-            names = list(self._book) if reanchor else [c for c in self._dirty if c in self._book]
-            if names:
-                self._price_contracts(names, F, DF, tau)
+            todo = names if reanchor else [c for c in self._dirty if c in self._book]
+            if todo:
+                self._price_contracts(todo, F, DF, tau)
             self._dirty.clear()
         codes = np.full(n, -1, dtype=np.int64)  # -1: not classified yet (no forward so far)
         iv = np.full(n, np.nan)
         noise = np.full(n, np.nan)
-        for i, c in enumerate(self._book):
+        k_quote = np.full(n, np.nan)
+        for i, c in enumerate(names):
             cached = self._cache.get(c)
             if cached is not None:
-                codes[i], iv[i], noise[i] = cached
+                codes[i], iv[i], noise[i], k_quote[i] = cached
         used = np.zeros(n, dtype=bool)
         if have_fwd and n:
             ok = codes == 0
             otm = ok & (is_call == (K >= F))  # the out-of-the-money leg w.r.t. the current forward
-            used = otm & np.isfinite(iv) & (iv > 0) & np.isfinite(noise)
+            used = otm & np.isfinite(iv) & (iv > 0) & np.isfinite(noise) & np.isfinite(k_quote)
             book_counts["used"] = int(used.sum())
             book_counts["itm_side"] = int((ok & ~otm).sum())
             book_counts["no_iv"] = int((otm & ~used).sum())
@@ -236,64 +255,90 @@ class ChainSmile:
                 book_counts[QUOTE_REASONS[c]] = int((codes == c).sum())
 
         # 4. the GP, kept in sync incrementally
-        Ku, ivu, nu, cu = K[used], iv[used], noise[used], is_call[used]
+        Ku, xu, ivu, nu, cu = K[used], k_quote[used], iv[used], noise[used], is_call[used]
         order = np.argsort(Ku, kind="stable")
-        Ku, ivu, nu, cu = Ku[order], ivu[order], nu[order], cu[order]
+        Ku, xu, ivu, nu, cu = Ku[order], xu[order], ivu[order], nu[order], cu[order]
         have_smile = Ku.size >= self.min_points
         if have_smile:
-            self._sync(Ku, ivu, nu, F, reanchor)
+            self._sync(Ku, xu, ivu, nu, F, reanchor)
 
-        snap = self._snapshot(int(time_ns), tau, fit, book_counts, Ku, ivu, nu, cu, have_smile)
+        snap = self._snapshot(int(time_ns), tau, fit, book_counts, Ku, xu, ivu, nu, cu, have_smile)
         snap.latency_s = _time.perf_counter() - t0
         return snap
 
     def _price_contracts(self, names, F, DF, tau) -> None:
-        """Classify ``names`` (quote_filter code) and, for valid quotes, their implied vol and
-        its variance sigma_P^2 / vega^2, against (F, DF, tau); both legs of a strike are
-        priced, the sync uses the leg out of the money at its time."""
+        """Classify ``names`` (quote_filter code) and, for valid quotes, their implied vol,
+        its variance sigma_P^2 / vega^2 and their log-moneyness, each against the quote's
+        own forward: ``carry * spot`` at the quote's arrival when both are known, else this
+        refresh's chain forward F. Both legs of a strike are priced; the sync uses the leg
+        out of the money w.r.t. the current forward.
+
+        Why the quote's own forward: with asynchronous quotes a single chain forward is
+        wrong for every quote made at another spot, and Black on a forward off by dF moves
+        an IV by about delta dF / vega (measured on a day whose strikes re-quote at their
+        own second of the minute: neighbouring SPY IVs 20x their noise apart, L1 > 1)."""
         a = np.array([self._book[c][1:] for c in names], dtype=np.float64).reshape(len(names), 6)
         K, is_call = a[:, 0], a[:, 1] > 0.5
         bid, ask, qb, qa = a[:, 2], a[:, 3], a[:, 4], a[:, 5]
         codes = quote_filter(bid, ask, F, DF, K, is_call, qb, qa)
+        s_q = np.array([self._spot_at.get(c, math.nan) for c in names], dtype=np.float64)
+        f_quote = np.where(np.isfinite(s_q) & math.isfinite(self.carry), self.carry * s_q, F)
         iv = np.full(len(names), np.nan)
         noise = np.full(len(names), np.nan)
+        k_quote = np.full(len(names), np.nan)
         ok = codes == 0
         if ok.any():
             with np.errstate(all="ignore"):
                 mp = microprice(bid[ok], ask[ok], qb[ok], qa[ok])
                 mpv = microprice_var(bid[ok], ask[ok], qb[ok], qa[ok])
                 price = np.where(np.isfinite(mp), mp, 0.5 * (bid[ok] + ask[ok]))
-                iv[ok] = black_implied_vol(price, F, K[ok], tau, is_call[ok], DF)
+                fq = f_quote[ok]
+                iv[ok] = black_implied_vol(price, fq, K[ok], tau, is_call[ok], DF)
                 r_impl = -math.log(DF) / tau
                 # Black vega on (F, DF): spot F with rate = div_yield = r_impl gives DF*F*phi(d1)*sqrt(tau)
-                vg = vega(F, K[ok], tau, r_impl, iv[ok], r_impl)
+                vg = vega(fq, K[ok], tau, r_impl, iv[ok], r_impl)
                 pv = np.maximum(np.where(np.isfinite(mpv), mpv, self.price_var_floor), self.price_var_floor)
                 noise[ok] = np.maximum(pv / (vg * vg), self.iv_var_floor)
-        for c, code, v, w in zip(names, codes.tolist(), iv.tolist(), noise.tolist()):
-            self._cache[c] = (code, v, w)
+                k_quote[ok] = np.log(K[ok] / fq)
+        for c, code, v, w, x in zip(names, codes.tolist(), iv.tolist(), noise.tolist(), k_quote.tolist()):
+            self._cache[c] = (code, v, w, x)
         self.counters["priced"] += len(names)
 
-    def _forward(self, K, is_call, bid, ask, qb, qa, mp, spot, tau):
+    @staticmethod
+    def _latest_spot(t_q: np.ndarray, s_q: np.ndarray) -> float | None:
+        ok = np.isfinite(s_q)
+        return float(s_q[ok][np.argmax(t_q[ok])]) if ok.any() else None
+
+    def _forward(self, K, is_call, bid, ask, qb, qa, mp, spot, tau, S_q, t_q, spot_now):
+        """Parity pairs (both legs model-free valid) -> ``implied_forward``. When both legs of
+        a pair were quoted within ``pair_window_seconds`` with a known spot, the pair is
+        taken in spot units (K/S, C/S, P/S): its fitted "forward" is the carry F/S, and the
+        chain forward is carry x the spot now (method ``parity_carry``)."""
         with np.errstate(all="ignore"):
             valid = (np.isfinite(mp) & (bid > 0) & (ask >= bid) & (qb >= 0) & (qa >= 0))
         calls = {k: i for i, k in enumerate(K) if is_call[i] and valid[i]}
-        ks, c_mid, p_mid, w = [], [], [], []
-        for i in np.nonzero(valid & ~is_call)[0]:
-            j = calls.get(K[i])
-            if j is not None:
-                ks.append(K[i])
-                c_mid.append(mp[j])
-                p_mid.append(mp[i])
-                w.append(1.0 / max((ask[j] - bid[j]) + (ask[i] - bid[i]), 1e-4) ** 2)
-        return implied_forward(np.array(ks), np.array(c_mid), np.array(p_mid), np.array(w), spot=spot,
-                               rate=self.rate if spot is not None else None,
-                               tau=tau if spot is not None else None, div_yield=self.div_yield,
-                               n_near=self.n_near)
+        pairs = [(calls[K[i]], i) for i in np.nonzero(valid & ~is_call)[0] if K[i] in calls]
+        if not pairs:
+            ci = pi = np.empty(0, dtype=np.int64)
+        else:
+            ci, pi = (np.array(v, dtype=np.int64) for v in zip(*pairs))
+        w = 1.0 / np.maximum((ask[ci] - bid[ci]) + (ask[pi] - bid[pi]), 1e-4) ** 2
+        fallback = dict(spot=spot, rate=self.rate if spot is not None else None,
+                        tau=tau if spot is not None else None, div_yield=self.div_yield, n_near=self.n_near)
+        S = 0.5 * (S_q[ci] + S_q[pi])
+        sync = np.isfinite(S) & (np.abs(t_q[ci] - t_q[pi]) <= self.pair_window_ns)
+        if spot_now is not None and sync.sum() >= 3:
+            c, p, s_ = ci[sync], pi[sync], S[sync]
+            fit = implied_forward(K[c] / s_, mp[c] / s_, mp[p] / s_, w[sync] * s_ * s_, n_near=self.n_near)
+            if fit.method == "parity_huber":
+                self.carry = fit.forward
+                return ForwardFit(fit.forward * spot_now, fit.discount, fit.n_pairs, "parity_carry")
+        self.carry = math.nan
+        return implied_forward(K[ci], mp[ci], mp[pi], w, **fallback)
 
-    def _full_fit(self, K, y, s, F, first: bool, reanchor: bool = True) -> None:
+    def _full_fit(self, K, x, y, s, F, first: bool, reanchor: bool = True) -> None:
         if reanchor:
             self.forward_ref = F
-        x = np.log(K / self.forward_ref)
         level = float(np.median(y))
         if first or self.gp is None:
             ell, sf2 = heuristic_hyperparameters(x, y)
@@ -306,19 +351,19 @@ class ChainSmile:
         self._gp_keys = [float(k) for k in K]
         self.counters["full_fits"] += 1
 
-    def _sync(self, K, y, s, F, reanchor: bool) -> None:
-        """Bring the GP to the points (K, y, s) by exact incremental operations."""
+    def _sync(self, K, x, y, s, F, reanchor: bool) -> None:
+        """Bring the GP to the points (K, x, y, s) by exact incremental operations."""
         if self.gp is None:
-            self._full_fit(K, y, s, F, first=True)
+            self._full_fit(K, x, y, s, F, first=True)
             return
         if reanchor:
-            self._full_fit(K, y, s, F, first=False)
+            self._full_fit(K, x, y, s, F, first=False)
             self.counters["forward_refits"] += 1
         else:
             try:
-                self._incremental(K, y, s, F)
+                self._incremental(K, x, y, s)
             except SmileGPError:
-                self._full_fit(K, y, s, F, first=False, reanchor=False)
+                self._full_fit(K, x, y, s, F, first=False, reanchor=False)
                 self.counters["fallback_fits"] += 1
         if self.n_refreshes % self.refit_every == 0:
             gp = self.gp
@@ -331,20 +376,22 @@ class ChainSmile:
                 pass
             self.counters["hyper_optimisations"] += 1
 
-    def _incremental(self, K, y, s, F) -> None:
+    def _incremental(self, K, x, y, s) -> None:
         gp = self.gp
-        target = {float(k): (float(yy), float(ss)) for k, yy, ss in zip(K, y, s)}
+        target = {float(k): (float(xx), float(yy), float(ss)) for k, xx, yy, ss in zip(K, x, y, s)}
         keys = self._gp_keys
-        gone = [i for i, k in enumerate(keys) if k not in target]
-        have = set(keys)
+        gx, gy, gs = gp.x, gp.y, gp.noise
+        # a strike whose input moved (re-quoted at another forward, or its other leg now out
+        # of the money) leaves and re-enters: remove + insert, both O(n^2)
+        gone = [i for i, k in enumerate(keys) if k not in target or target[k][0] != gx[i]]
+        have = set(keys) - {keys[i] for i in gone}
         new = [k for k in target if k not in have]
-        gy, gs = gp.y, gp.noise
         changed = []
         tol = self.change_tol
         for i, k in enumerate(keys):
-            if k not in target:
+            if k not in have:
                 continue
-            yy, ss = target[k]
+            _, yy, ss = target[k]
             dy, ds = yy != gy[i], ss != gs[i]
             if tol > 0.0 and (dy or ds):
                 sd = math.sqrt(min(ss, gs[i]))
@@ -356,11 +403,11 @@ class ChainSmile:
                 changed.append((i, k, dy, ds))
         n_ops = len(gone) + len(new) + len(changed)
         if self.max_update_fraction < 1.0 and n_ops > self.max_update_fraction * max(len(keys), 1):
-            self._full_fit(K, y, s, self.forward_ref, first=False, reanchor=False)
+            self._full_fit(K, x, y, s, self.forward_ref, first=False, reanchor=False)
             self.counters["bulk_fits"] += 1
             return
         for i, k, dy, ds in changed:  # changed targets / noise (positions before any removal)
-            yy, ss = target[k]
+            _, yy, ss = target[k]
             gp.update(i, y=yy if dy else None, noise=ss if ds else None)
             self.counters["updates"] += 1
         for i in reversed(gone):  # removes, last position first
@@ -368,8 +415,8 @@ class ChainSmile:
             del keys[i]
             self.counters["removes"] += 1
         for k in new:  # new strikes, appended
-            yy, ss = target[k]
-            gp.insert(math.log(k / self.forward_ref), yy, ss)
+            xx, yy, ss = target[k]
+            gp.insert(xx, yy, ss)
             keys.append(k)
             self.counters["inserts"] += 1
 
@@ -387,9 +434,9 @@ class ChainSmile:
 
     def iv_of_k(self, k, forward: float) -> np.ndarray:
         """GP mean smile as a function of ``k = log(K / forward)``."""
-        return self.gp.predict_mean(np.asarray(k, dtype=np.float64) + math.log(forward / self.forward_ref))
+        return self.gp.predict_mean(np.asarray(k, dtype=np.float64))
 
-    def _snapshot(self, time_ns, tau, fit, book_counts, Ku, ivu, nu, cu, have_smile) -> ChainSnapshot:
+    def _snapshot(self, time_ns, tau, fit, book_counts, Ku, xu, ivu, nu, cu, have_smile) -> ChainSnapshot:
         F, DF = fit.forward, fit.discount
         gp = self.gp
         e = np.empty(0)
@@ -402,13 +449,13 @@ class ChainSmile:
             hyperparameters=({"lengthscale": gp.lengthscale, "signal_var": gp.signal_var, "mean": gp.mean}
                              if gp else {}),
             forward_ref=self.forward_ref, smile_k=e, smile_mean=e, smile_sd=e,
-            quoted_strike=Ku, quoted_k=np.log(Ku / F) if Ku.size else e, quoted_iv=ivu,
+            quoted_strike=Ku, quoted_k=xu, quoted_iv=ivu,
             quoted_iv_sd=np.sqrt(nu), quoted_is_call=cu, k_min=math.nan, k_max=math.nan)
         if not have_smile:
             snap.density_error = "too few usable quotes" if math.isfinite(F) else "no forward"
             return snap
-        shift = math.log(F / self.forward_ref)
-        k_min, k_max = float(snap.quoted_k[0]), float(snap.quoted_k[-1])
+        shift = 0.0  # GP inputs are each quote's own log-moneyness: the smile is sticky in moneyness
+        k_min, k_max = float(snap.quoted_k.min()), float(snap.quoted_k.max())
         snap.k_min, snap.k_max = k_min, k_max
         snap.smile_k = np.linspace(k_min, k_max, self.n_smile)
         m, v = gp.predict(snap.smile_k + shift)

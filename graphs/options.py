@@ -90,7 +90,7 @@ def option_chains(quotes: ts[OptionQuote], spots: ts[EquityQuote], refresh: dt.t
         if chain is None:
             chain = s_chains[key] = ChainSmile(q.underlying, q.expiry, rate, div_yield)
         chain.on_quote(datetime_to_ns(q.time), q.contract, q.strike, q.right == "C", q.bid, q.ask, q.bid_size,
-                       q.ask_size)
+                       q.ask_size, spot=s_spot.get(q.underlying))
         s_dirty.add(key)
     if csp.ticked(tick):
         csp.schedule_alarm(tick, refresh, True)

@@ -247,7 +247,7 @@ def test_the_graphs_option_densities_match_the_true_mixture(day, replay):
     summary = pq.read_table(replay / "rnd_summary").to_pandas()
     truth = pq.read_table(day / "ground_truth" / "options_truth.parquet").to_pandas()
     assert set(summary["underlying"]) == {"SPY", "BRK.B"}
-    assert (summary["forward_method"] == "parity_huber").mean() > 0.95
+    assert (summary["forward_method"] == "parity_carry").mean() > 0.95  # parity in spot units x the spot now
     spy = curve[curve["underlying"] == "SPY"]
     target = np.datetime64("2024-11-05T15:00:30", "ns").astype(np.int64)  # 10:00:30 New York
     times = spy["time"].astype("int64").unique()

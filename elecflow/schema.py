@@ -206,3 +206,46 @@ class RndCurvePoint(csp.Struct):
     strike: float
     density: float
     cdf: float
+
+
+class ElectionState(csp.Struct):
+    """One two-state fit of one underlying's chain (output stream ``election_states``, one
+    row per underlying, mode and minute). States: S_T is a mixture of a Trump-wins and a
+    Harris-wins lognormal. Mode ``A`` fixes the Trump weight to the denoised Kalshi
+    probability; mode ``B`` frees it (the option-implied probability). Expected returns are
+    ``E[S_T | state] / spot - 1`` to expiry; vols are annualised sd of log S_T. NaN where a
+    quantity does not exist (failed fit, undetermined label). Model in docs/states.md."""
+
+    time: dt.datetime
+    underlying: str
+    mode: str  # "A" | "B"
+    success: bool
+    message: str  # why the fit failed ("" on success)
+    identified: bool
+    identification_reason: str  # "ok" or why the states are not identified
+    label: str  # trump_upper | trump_lower | undetermined
+    kalshi_probability: float
+    trump_probability: float  # A: the fixed weight; B: the Trump component's weight
+    trump_probability_se: float
+    probability_gap: float  # B: trump_probability - kalshi_probability
+    spot: float
+    forward: float
+    tau: float
+    trump_mean: float
+    trump_expected_return: float
+    trump_expected_return_se: float
+    trump_vol: float
+    trump_vol_se: float
+    harris_mean: float
+    harris_expected_return: float
+    harris_expected_return_se: float
+    harris_vol: float
+    harris_vol_se: float
+    separation: float  # log(mean_upper / mean_lower)
+    separation_z: float
+    rmse_price: float
+    rmse_vol_points: float
+    n_points: int
+    warm_started: bool
+    fit_ms: float
+

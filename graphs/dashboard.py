@@ -28,6 +28,7 @@ import csp
 from csp import ts
 
 from elecflow.schema import (
+    ElectionState,
     EquityQuote,
     EquityTrade,
     KalshiProbability,
@@ -89,6 +90,10 @@ OPTION_HISTORY_TABLE = "rnd_history"  # refreshes over time (moments chart)
 OPTION_HISTORY_LIMIT = 20000
 SMILE_TABLE = "smile_chart"  # long form, one fixed key per (underlying, series, point)
 DENSITY_TABLE = "rnd_chart"  # density and CDF on the grid, one fixed key per (underlying, point)
+STATES_TABLE = "election_states"  # latest fit per (underlying, mode): the conditional returns/vols table
+STATES_PROBABILITY_TABLE = "election_probability"  # option-implied vs Kalshi probability over time
+STATES_DENSITY_TABLE = "state_density_chart"  # Trump and Harris state densities, fixed keys per point
+STATES_DENSITY_POINTS = 121
 KALSHI_FILTER_TABLE = "kalshi_filter"
 KALSHI_SERIES_TABLE = "kalshi_filter_series"
 KALSHI_FILTER_LIMIT = 20000
@@ -174,6 +179,18 @@ TABLE_SCHEMAS: dict[str, dict[str, str]] = {
     SMILE_TABLE: {"key": "string", "underlying": "string", "series": "string", "k": "float", "iv": "float"},
     DENSITY_TABLE: {"key": "string", "underlying": "string", "strike": "float", "density": "float",
                     "cdf": "float"},
+    STATES_TABLE: {
+        "key": "string", "underlying": "string", "mode": "string", "time": "datetime", "identified": "boolean",
+        "label": "string", "kalshi_probability": "float", "trump_probability": "float",
+        "trump_probability_se": "float", "probability_gap": "float", "trump_expected_return": "float",
+        "trump_expected_return_se": "float", "harris_expected_return": "float",
+        "harris_expected_return_se": "float", "trump_vol": "float", "trump_vol_se": "float",
+        "harris_vol": "float", "harris_vol_se": "float", "rmse_vol_points": "float", "fit_ms": "float",
+        "message": "string",
+    },
+    STATES_PROBABILITY_TABLE: {"time": "datetime", "underlying": "string", "series": "string", "p": "float"},
+    STATES_DENSITY_TABLE: {"key": "string", "underlying": "string", "series": "string", "strike": "float",
+                           "density": "float"},
     CLOCK_TABLE: {
         "key": "string",
         "time": "datetime",
@@ -199,6 +216,9 @@ def create_default_tables(server: Any) -> None:
     server.add_table(OPTION_HISTORY_TABLE, TABLE_SCHEMAS[OPTION_HISTORY_TABLE], limit=OPTION_HISTORY_LIMIT)
     server.add_table(SMILE_TABLE, TABLE_SCHEMAS[SMILE_TABLE], index="key")
     server.add_table(DENSITY_TABLE, TABLE_SCHEMAS[DENSITY_TABLE], index="key")
+    server.add_table(STATES_TABLE, TABLE_SCHEMAS[STATES_TABLE], index="key")
+    server.add_table(STATES_PROBABILITY_TABLE, TABLE_SCHEMAS[STATES_PROBABILITY_TABLE], limit=OPTION_HISTORY_LIMIT)
+    server.add_table(STATES_DENSITY_TABLE, TABLE_SCHEMAS[STATES_DENSITY_TABLE], index="key")
     server.add_table(KALSHI_FILTER_TABLE, TABLE_SCHEMAS[KALSHI_FILTER_TABLE], limit=KALSHI_FILTER_LIMIT)
     server.add_table(KALSHI_SERIES_TABLE, TABLE_SCHEMAS[KALSHI_SERIES_TABLE], limit=4 * KALSHI_FILTER_LIMIT)
 
@@ -574,3 +594,77 @@ def publish_option_chains(server: object, summary: ts[[RndSummary]], smile: ts[[
     publish_batches(server, OPTION_HISTORY_TABLE, summary, option_history_row)
     _publish_smiles(server, smile)
     _publish_densities(server, curve)
+
+
+# --------------------------------------------------------------------------- election states
+
+_STATE_COLUMNS = [c for c in TABLE_SCHEMAS[STATES_TABLE] if c not in ("key", "time")]
+
+
+def state_table_row(r: ElectionState) -> dict[str, Any]:
+    row = {c: _finite(getattr(r, c)) for c in _STATE_COLUMNS}
+    row.update(key=f"{r.underlying}|{r.mode}", time=epoch_ms(r.time))
+    return row
+
+
+def state_probability_rows(rows: list) -> list[dict[str, Any]]:
+    """Per underlying and minute: Kalshi's filtered probability, and the option-implied one
+    (mode B, once its states are labelled) with its +/- 2 se band."""
+    out = []
+    for r in rows:
+        t = epoch_ms(r.time)
+        if r.mode == "A" and math.isfinite(r.kalshi_probability):
+            out.append({"time": t, "underlying": r.underlying, "series": "Kalshi (filtered)",
+                        "p": r.kalshi_probability})
+        if r.mode == "B" and math.isfinite(r.trump_probability):
+            se = r.trump_probability_se if math.isfinite(r.trump_probability_se) else 0.0
+            out += [{"time": t, "underlying": r.underlying, "series": name, "p": value}
+                    for name, value in (("options (mode B)", r.trump_probability),
+                                        ("options -2 se", r.trump_probability - 2 * se),
+                                        ("options +2 se", r.trump_probability + 2 * se))]
+    return out
+
+
+def state_density_rows(r: ElectionState, n: int = STATES_DENSITY_POINTS) -> list[dict[str, Any]]:
+    """The mode-A fit's Trump and Harris lognormals, weighted by their probabilities, and their
+    sum, on a strike grid covering both (fixed keys: each minute overwrites the last)."""
+    p = r.trump_probability
+    params = [(r.trump_mean, r.trump_vol), (r.harris_mean, r.harris_vol)]
+    if not (r.mode == "A" and r.success and 0 < p < 1 and r.tau > 0
+            and all(math.isfinite(m) and m > 0 and math.isfinite(v) and v > 0 for m, v in params)):
+        return []
+    sd = [v * math.sqrt(r.tau) for _, v in params]
+    mu = [math.log(m) - 0.5 * s * s for (m, _), s in zip(params, sd)]
+    lo = min(m - 4 * s for m, s in zip(mu, sd))
+    hi = max(m + 4 * s for m, s in zip(mu, sd))
+    strikes = [math.exp(lo + (hi - lo) * i / (n - 1)) for i in range(n)]
+
+    def lognormal(x, m, s):
+        z = (math.log(x) - m) / s
+        return math.exp(-0.5 * z * z) / (x * s * math.sqrt(2 * math.pi))
+
+    out = []
+    for i, x in enumerate(strikes):
+        t, h = p * lognormal(x, mu[0], sd[0]), (1 - p) * lognormal(x, mu[1], sd[1])
+        for series, value in (("Trump wins x p", t), ("Harris wins x (1-p)", h), ("mixture", t + h)):
+            out.append({"key": f"{r.underlying}|{series}|{i}", "underlying": r.underlying, "series": series,
+                        "strike": x, "density": value})
+    return out
+
+
+@csp.node
+def _publish_states(server: object, x: ts[[ElectionState]]):
+    with csp.state():
+        s_errors = [0]
+    for table, rows in ((STATES_TABLE, [state_table_row(r) for r in x]),
+                        (STATES_PROBABILITY_TABLE, state_probability_rows(x)),
+                        (STATES_DENSITY_TABLE, [row for r in x for row in state_density_rows(r)])):
+        if rows:
+            _push(server, table, rows, s_errors)
+
+
+def publish_election_states(server: object, states: ts[[ElectionState]]) -> None:
+    """The election-state panels: the conditional returns/vols table (latest per underlying
+    and mode), option-implied vs Kalshi probability over time, the state densities."""
+    _publish_states(server, states)
+

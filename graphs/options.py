@@ -15,7 +15,9 @@ from csp import ts
 
 from elecflow.chain import ChainSmile
 from elecflow.graphs.replay import datetime_to_ns, next_grid_time
-from elecflow.schema import EquityQuote, OptionQuote, RndCurvePoint, RndSummary, SmilePoint
+from elecflow.schema import (ElectionState, EquityQuote, KalshiProbability, OptionQuote, RndCurvePoint, RndSummary,
+                             SmilePoint)
+from elecflow.states import StateFit, StateFitter, StateLabeller, apply_label
 
 QUANTILE_FIELDS = (("q01", 0.01), ("q05", 0.05), ("q25", 0.25), ("q50", 0.5), ("q75", 0.75), ("q95", 0.95),
                    ("q99", 0.99))
@@ -61,24 +63,71 @@ def curve_rows(now: dt.datetime, snap) -> list[RndCurvePoint]:
             for k, q, c in zip(rnd.strikes, rnd.density, rnd.cdf)]
 
 
+def fit_election_states(snap, fitter: StateFitter, labeller: StateLabeller, p: float | None,
+                        spot: float | None) -> list[StateFit]:
+    """The two-state fits of one chain snapshot: mode A (Trump weight = the Kalshi
+    probability ``p``, when known) and mode B (weight free, labelled by ``labeller``). Each
+    quote is priced on its own forward (``quoted_k`` is its log-moneyness against it)."""
+    if snap.n_quotes_used < 1 or not math.isfinite(snap.forward):
+        return []
+    K = snap.quoted_strike
+    args = (K, snap.quoted_iv, snap.quoted_iv_sd, snap.quoted_is_call, snap.forward, snap.discount, snap.tau)
+    kw = dict(quote_forward=K / np.exp(snap.quoted_k), spot=spot)
+    fits = []
+    if p is not None and 0.0 < p < 1.0:
+        fits.append(apply_label(fitter.fit_smile(*args, weight=p, **kw), None, p))
+    free = fitter.fit_smile(*args, **kw)
+    if p is not None:
+        usable = free.success and free.identified
+        labeller.update(snap.forward, p, float(free.weight[0]) if usable else None)
+    fits.append(apply_label(free, labeller.trump_is_upper, p))
+    return fits
+
+
+def state_row(now: dt.datetime, underlying: str, fit: StateFit, spot: float | None) -> ElectionState:
+    t, h = fit.state("trump"), fit.state("harris")
+    return ElectionState(
+        time=now, underlying=underlying, mode=fit.mode, success=bool(fit.success), message=fit.message,
+        identified=bool(fit.identified), identification_reason=fit.identification_reason, label=fit.label,
+        kalshi_probability=fit.kalshi_probability, trump_probability=fit.trump_probability,
+        trump_probability_se=fit.trump_probability_se, probability_gap=fit.probability_gap,
+        spot=float(spot) if spot is not None else math.nan, forward=fit.forward, tau=fit.tau,
+        trump_mean=t["mean"], trump_expected_return=t["expected_return"],
+        trump_expected_return_se=t["expected_return_se"], trump_vol=t["annual_vol"], trump_vol_se=t["annual_vol_se"],
+        harris_mean=h["mean"], harris_expected_return=h["expected_return"],
+        harris_expected_return_se=h["expected_return_se"], harris_vol=h["annual_vol"],
+        harris_vol_se=h["annual_vol_se"], separation=fit.separation, separation_z=fit.separation_z,
+        rmse_price=fit.rmse_price, rmse_vol_points=fit.rmse_vol_points, n_points=int(fit.n_points),
+        warm_started=bool(fit.warm_started), fit_ms=1e3 * fit.elapsed_s)
+
+
 @csp.node
-def option_chains(quotes: ts[OptionQuote], spots: ts[EquityQuote], refresh: dt.timedelta, curve_every: dt.timedelta,
-                  rate: float, div_yield: float) -> csp.Outputs(summary=ts[[RndSummary]], smile=ts[[SmilePoint]],
-                                                                curve=ts[[RndCurvePoint]]):
+def option_chains(quotes: ts[OptionQuote], spots: ts[EquityQuote], kalshi: ts[[KalshiProbability]],
+                  refresh: dt.timedelta, curve_every: dt.timedelta, states_every: dt.timedelta, rate: float,
+                  div_yield: float) -> csp.Outputs(summary=ts[[RndSummary]], smile=ts[[SmilePoint]],
+                                                   curve=ts[[RndCurvePoint]], states=ts[[ElectionState]]):
     """Feed every option quote to its underlying's chain; on each refresh tick, refresh the
     chains that received quotes since the last one (a chain with no new quote is skipped:
     only tau moved) and publish their summaries; smiles and density curves every
     ``curve_every``. ``spots`` (the equity NBBO) gives the underlying's mid for the
-    spot-carry forward when put-call parity has too few pairs."""
+    spot-carry forward when put-call parity has too few pairs. ``kalshi`` (the denoised
+    probability) conditions the two-state fits, every ``states_every`` per chain (zero:
+    no state fits): docs/states.md."""
     with csp.alarms():
         tick = csp.alarm(bool)
     with csp.state():
         s_chains = {}
         s_dirty = set()
         s_last_curve = {}
+        s_last_states = {}
         s_spot = {}
+        s_fitters = {}
+        s_labellers = {}
+        s_p = [None]
     with csp.start():
         csp.schedule_alarm(tick, next_grid_time(csp.now(), refresh), True)
+    if csp.ticked(kalshi) and kalshi:
+        s_p[0] = float(kalshi[-1].p)
     if csp.ticked(spots):
         e = spots
         if e.bid_price > 0 and e.ask_price >= e.bid_price:
@@ -96,10 +145,19 @@ def option_chains(quotes: ts[OptionQuote], spots: ts[EquityQuote], refresh: dt.t
         csp.schedule_alarm(tick, refresh, True)
         now = csp.now()
         now_ns = datetime_to_ns(now)
-        summaries, smiles, curves = [], [], []
+        summaries, smiles, curves, states = [], [], [], []
         for key in sorted(s_dirty):
-            snap = s_chains[key].refresh(now_ns, spot=s_spot.get(key[0]))
+            spot = s_spot.get(key[0])
+            snap = s_chains[key].refresh(now_ns, spot=spot)
             summaries.append(summary_row(now, snap))
+            if states_every > dt.timedelta(0):
+                last = s_last_states.get(key)
+                if last is None or now - last >= states_every:
+                    s_last_states[key] = now
+                    labeller = s_labellers.setdefault(key, StateLabeller())
+                    fitter = s_fitters.setdefault(key, StateFitter(key[0]))
+                    states += [state_row(now, key[0], f, spot)
+                               for f in fit_election_states(snap, fitter, labeller, s_p[0], spot)]
             last = s_last_curve.get(key)
             if last is None or now - last >= curve_every:
                 s_last_curve[key] = now
@@ -112,11 +170,20 @@ def option_chains(quotes: ts[OptionQuote], spots: ts[EquityQuote], refresh: dt.t
             csp.output(smile=smiles)
         if curves:
             csp.output(curve=curves)
+        if states:
+            csp.output(states=states)
 
 
 def option_streams(quotes: ts[OptionQuote], spots: ts[EquityQuote], refresh_seconds: float = 1.0,
-                   curve_seconds: float = 60.0, rate: float = 0.0483, div_yield: float = 0.0) -> dict:
-    """The option-chain output streams by name (each ticks a list of structs)."""
-    out = option_chains(quotes, spots, dt.timedelta(seconds=refresh_seconds), dt.timedelta(seconds=curve_seconds),
-                        rate, div_yield)
-    return {"rnd_summary": out.summary, "smile": out.smile, "rnd_curve": out.curve}
+                   curve_seconds: float = 60.0, rate: float = 0.0483, div_yield: float = 0.0,
+                   kalshi: ts[[KalshiProbability]] | None = None, states_seconds: float = 60.0) -> dict:
+    """The option-chain output streams by name (each ticks a list of structs);
+    ``election_states`` when ``states_seconds`` > 0."""
+    if kalshi is None:
+        kalshi = csp.null_ts([KalshiProbability])
+    out = option_chains(quotes, spots, kalshi, dt.timedelta(seconds=refresh_seconds),
+                        dt.timedelta(seconds=curve_seconds), dt.timedelta(seconds=states_seconds), rate, div_yield)
+    streams = {"rnd_summary": out.summary, "smile": out.smile, "rnd_curve": out.curve}
+    if states_seconds > 0:
+        streams["election_states"] = out.states
+    return streams

@@ -22,7 +22,8 @@ from elecflow.adapters.control import ReplayControl
 from elecflow.adapters.ingest import IngestFilter, IngestReport, ingest, write_canonical_events, write_report
 from elecflow.adapters.vendors import SourceFile, VendorFileError, discover
 from elecflow.config import ReplayConfig
-from elecflow.graphs.dashboard import publish_bars, publish_kalshi_filter, publish_option_chains, publish_upmove
+from elecflow.graphs.dashboard import (publish_bars, publish_election_states, publish_kalshi_filter,
+                                      publish_option_chains, publish_upmove)
 from elecflow.graphs.kalshi import kalshi_probability
 from elecflow.graphs.options import option_streams
 from elecflow.graphs.upmove import upmove_streams
@@ -153,12 +154,14 @@ def run_replay(config: ReplayConfig, sources: list[SourceFile], dashboard=None, 
                                                    int(config.quote_delay_ms * 1e6)))
             if config.upmove:
                 computed.update(upmove_streams(computed["bars_1m"]))
-        if config.options:
-            computed.update(option_streams(inputs.option_quotes, inputs.quotes, config.option_refresh_seconds,
-                                           config.option_curve_seconds, config.option_rate, config.option_div_yield))
         if config.kalshi_filter:
             computed["kalshi_probability"] = kalshi_probability(
                 inputs.kalshi_trades, dt.timedelta(seconds=config.kalshi_grid_seconds), config.kalshi_warmup_fills)
+        if config.options:
+            computed.update(option_streams(inputs.option_quotes, inputs.quotes, config.option_refresh_seconds,
+                                           config.option_curve_seconds, config.option_rate, config.option_div_yield,
+                                           kalshi=computed.get("kalshi_probability"),
+                                           states_seconds=config.option_states_seconds))
         for name, edge in computed.items():
             sink = AtomicParquetSink(out_dir, name, part_every)
             sinks.append(sink)
@@ -171,6 +174,8 @@ def run_replay(config: ReplayConfig, sources: list[SourceFile], dashboard=None, 
             publish_upmove(dashboard, computed["upmove_1m"])
         if dashboard is not None and "kalshi_probability" in computed:
             publish_kalshi_filter(dashboard, computed["kalshi_probability"])
+        if dashboard is not None and "election_states" in computed:
+            publish_election_states(dashboard, computed["election_states"])
 
     g0 = time.perf_counter()
     control.set_state("running")

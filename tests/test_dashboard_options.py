@@ -29,3 +29,47 @@ def test_density_rows_are_keyed_by_grid_position_per_underlying():
     pts = [RndCurvePoint(time=T0, underlying=u, strike=s, density=0.1, cdf=0.5) for u in ("SPY", "QQQ")
            for s in (1.0, 2.0)]
     assert [r["key"] for r in density_chart_rows(pts)] == ["SPY|0", "SPY|1", "QQQ|0", "QQQ|1"]
+
+
+def _state(mode="A", p=0.6, **kw):
+    from elecflow.schema import ElectionState
+
+    base = dict(time=T0, underlying="SPY", mode=mode, success=True, message="", identified=True,
+                identification_reason="ok", label="trump_upper", kalshi_probability=p, trump_probability=p,
+                trump_probability_se=0.01, probability_gap=0.0, spot=570.0, forward=571.0, tau=10 / 365,
+                trump_mean=585.0, trump_expected_return=0.026, trump_expected_return_se=0.001, trump_vol=0.14,
+                trump_vol_se=0.002, harris_mean=550.0, harris_expected_return=-0.035,
+                harris_expected_return_se=0.001, harris_vol=0.17, harris_vol_se=0.002, separation=0.06,
+                separation_z=30.0, rmse_price=0.01, rmse_vol_points=0.1, n_points=100, warm_started=True,
+                fit_ms=0.7)
+    base.update(kw)
+    return ElectionState(**base)
+
+
+def test_state_density_rows_are_the_weighted_state_lognormals():
+    import numpy as np
+
+    from elecflow.graphs.dashboard import state_density_rows
+
+    rows = state_density_rows(_state(p=0.6))
+    by = {}
+    for r in rows:
+        by.setdefault(r["series"], []).append((r["strike"], r["density"]))
+    assert set(by) == {"Trump wins x p", "Harris wins x (1-p)", "mixture"}
+    mass = {k: np.trapezoid([d for _, d in v], [s for s, _ in v]) for k, v in by.items()}
+    assert abs(mass["Trump wins x p"] - 0.6) < 1e-3 and abs(mass["Harris wins x (1-p)"] - 0.4) < 1e-3
+    assert abs(mass["mixture"] - 1.0) < 1e-3
+    mean_t = np.trapezoid([s * d for s, d in by["Trump wins x p"]], [s for s, _ in by["Trump wins x p"]]) / 0.6
+    assert abs(mean_t / 585.0 - 1) < 1e-3
+    assert rows[0]["key"] == "SPY|Trump wins x p|0"
+    assert state_density_rows(_state(mode="B")) == [] and state_density_rows(_state(success=False)) == []
+
+
+def test_state_probability_rows_show_kalshi_and_the_labelled_option_probability():
+    from elecflow.graphs.dashboard import state_probability_rows
+
+    rows = state_probability_rows([_state("A", 0.6), _state("B", 0.62, trump_probability_se=0.02),
+                                   _state("B", float("nan"), underlying="QQQ", kalshi_probability=0.6)])
+    series = {(r["underlying"], r["series"]): r["p"] for r in rows}
+    assert series == {("SPY", "Kalshi (filtered)"): 0.6, ("SPY", "options (mode B)"): 0.62,
+                      ("SPY", "options -2 se"): 0.62 - 0.04, ("SPY", "options +2 se"): 0.62 + 0.04}

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -264,3 +265,29 @@ def test_the_graphs_option_densities_match_the_true_mixture(day, replay):
     s = summary[(summary["underlying"] == "SPY") & (summary["time"].astype("int64") == t)].iloc[0]
     assert abs(s["mean"] / tr["forward"] - 1) <= 0.002
     assert abs(s["forward"] / tr["forward"] - 1) <= 0.001
+
+
+def test_the_graphs_election_states_match_the_generators_states(day, replay):
+    """``election_states``: every minute, per chain, a mode A fit (Trump weight = the filtered
+    Kalshi probability) and a mode B fit. On SPY the mode A states are the generator's: state
+    means within 0.5 % of spot and state vols within 10 % at every minute (issue 5)."""
+    states = pq.read_table(replay / "election_states").to_pandas()
+    truth = pq.read_table(day / "ground_truth" / "options_truth.parquet").to_pandas()
+    assert set(states.underlying) == {"SPY", "BRK.B"} and set(states["mode"]) == {"A", "B"}
+    assert set(states.label) <= {"trump_upper", "trump_lower", "undetermined"}
+    a = states[(states["mode"] == "A") & (states.underlying == "SPY")].copy()
+    assert len(a) >= 60 and a.success.all() and a.identified.all()
+    assert (a.message == "").all() and np.isfinite(a.kalshi_probability).all()
+    np.testing.assert_allclose(a.trump_probability, a.kalshi_probability)  # mode A: the weight is Kalshi's
+    a["minute"] = (a.time - pd.Timedelta(seconds=1)).dt.floor("min")  # fitted 1 s after the snapshot
+    tr = truth[truth.underlying == "SPY"].assign(minute=lambda t: t.time.dt.floor("min"))
+    m = a.merge(tr, on="minute", suffixes=("", "_true"))
+    assert len(m) == len(a)
+    assert ((m.trump_mean - m.mean_trump).abs() / m.spot_true).max() < 0.005
+    assert ((m.harris_mean - m.mean_harris).abs() / m.spot_true).max() < 0.005
+    assert (m.trump_vol / m.sigma_trump - 1).abs().max() < 0.10
+    assert (m.harris_vol / m.sigma_harris - 1).abs().max() < 0.10
+    b = states[states["mode"] == "B"]
+    labelled = b[b.label != "undetermined"]
+    assert np.isfinite(labelled.trump_probability).all()
+    assert np.isnan(b[b.label == "undetermined"].trump_probability).all()  # no guess while undetermined

@@ -145,6 +145,50 @@ export const LAYOUTS = {
     columns_config: { time: { date_format: NY_CLOCK }, atm_iv: PRICE },
     settings: false,
   },
+  // Election states (docs/states.md): the mode-A fit's Trump and Harris lognormals weighted
+  // by their probabilities, and the option-implied (mode B) vs Kalshi probability; both
+  // filtered to the panel's underlying.
+  "viewer-states-density": {
+    plugin: "X/Y Line",
+    plugin_config: { facet_mode: "overlay", legend_mode: "floating" },
+    columns: ["strike", "density"],
+    split_by: ["series"],
+    filter: [["underlying", "==", "SPY"]],
+    sort: [["strike", "asc"]],
+    title: "State densities of S_T · Trump wins x p, Harris wins x (1-p), mixture",
+    columns_config: { strike: PRICE },
+    settings: false,
+  },
+  "viewer-states-prob": {
+    plugin: "X/Y Line",
+    plugin_config: { facet_mode: "overlay", legend_mode: "floating" },
+    columns: ["time", "p"],
+    split_by: ["series"],
+    filter: [["underlying", "==", "SPY"]],
+    sort: [["time", "asc"]],
+    title: "Trump-wins probability · option-implied (± 2 se) vs Kalshi",
+    columns_config: { time: { date_format: NY_CLOCK }, p: PRICE },
+    settings: false,
+  },
+  "viewer-states": {
+    plugin: "Datagrid",
+    columns: ["underlying", "mode", "time", "identified", "label", "kalshi_probability", "trump_probability",
+              "trump_probability_se", "probability_gap", "trump_expected_return", "trump_expected_return_se",
+              "harris_expected_return", "harris_expected_return_se", "trump_vol", "trump_vol_se", "harris_vol",
+              "harris_vol_se", "rmse_vol_points", "fit_ms", "message"],
+    sort: [["underlying", "asc"], ["mode", "asc"]],
+    title: "Conditional expected return and vol to expiry · Trump vs Harris · A: weight = Kalshi, B: weight free",
+    columns_config: {
+      time: { date_format: NY_TIME }, kalshi_probability: PRICE, trump_probability: PRICE,
+      trump_probability_se: PRICE, probability_gap: PRICE,
+      trump_expected_return: { bg_mode: "gradient", bg_gradient: 0.2, number_format: { style: "percent", maximumFractionDigits: 2 } },
+      harris_expected_return: { bg_mode: "gradient", bg_gradient: 0.2, number_format: { style: "percent", maximumFractionDigits: 2 } },
+      trump_expected_return_se: { number_format: { style: "percent", maximumFractionDigits: 2 } },
+      harris_expected_return_se: { number_format: { style: "percent", maximumFractionDigits: 2 } },
+      trump_vol: PRICE, harris_vol: PRICE, trump_vol_se: PRICE, harris_vol_se: PRICE,
+    },
+    settings: false,
+  },
   "viewer-rnd-summary": {
     plugin: "Datagrid",
     columns: ["underlying", "time", "forward", "forward_method", "atm_iv", "mean", "sd", "skew", "kurtosis",
@@ -375,7 +419,7 @@ async function watchLegend(table, viewerId, boxId, splitColumn) {
 
 // The option panel's underlying selector: filled from the summary table, applied as a
 // filter to the smile, density and CDF viewers.
-const CURVE_VIEWERS = ["viewer-smile", "viewer-density", "viewer-cdf"];
+const CURVE_VIEWERS = ["viewer-smile", "viewer-density", "viewer-cdf", "viewer-states-density", "viewer-states-prob"];
 
 async function selectUnderlying(name) {
   for (const id of CURVE_VIEWERS) {
@@ -483,7 +527,9 @@ async function main() {
   const legends = [["kalshi", "viewer-kalshi-chart", "kalshi-legend", "contract"],
                    ["kalshi_filter_series", "viewer-kfilter-chart", "kfilter-legend", "series"],
                    ["smile_chart", "viewer-smile", "smile-legend", "series"],
-                   ["rnd_history", "viewer-moments", "moments-legend", "underlying"]];
+                   ["rnd_history", "viewer-moments", "moments-legend", "underlying"],
+                   ["state_density_chart", "viewer-states-density", "states-density-legend", "series"],
+                   ["election_probability", "viewer-states-prob", "states-prob-legend", "series"]];
   for (const [name, viewerId, boxId, column] of legends) {
     if (!tables[name]) continue;
     const table = await tables[name];

@@ -267,10 +267,14 @@ def _parse_at(at, trading_date: dt.date) -> int:
     if isinstance(at, str):
         from elecflow.config import parse_window_bound
 
+        text = at.strip()
+        if re.fullmatch(r"\d:\d\d(:\d\d)?(\+1d?)?", text):  # "9:45" -> "09:45"
+            text = "0" + text
         try:
-            return utc_ns(parse_window_bound(at, trading_date))
+            return utc_ns(parse_window_bound(text, trading_date))
         except ValueError as exc:
-            raise ReportError(f"--at {at!r}: expected HH:MM New York time or an ISO datetime ({exc})") from exc
+            raise ReportError(f"--at {at!r}: neither HH:MM[:SS] New York time (+1 = next day) "
+                              "nor an ISO datetime") from exc
     raise ReportError(f"at: expected HH:MM, a datetime or None, got {type(at).__name__}")
 
 

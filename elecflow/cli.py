@@ -4,6 +4,7 @@
     elecflow replay --mode sim --out DIR # as fast as possible, Parquet outputs only
     elecflow replay --data DIR           # your own vendor files
     elecflow generate --out DIR          # write the synthetic day in vendor formats
+    elecflow report OUT [--to DIR]       # PNG figures and a CSV of a replay's election states
 """
 
 from __future__ import annotations
@@ -107,7 +108,7 @@ def ensure_embedded_day(file_cfg: dict, seed: int | None, quiet: bool) -> Path:
 # ------------------------------------------------------------------------------------ replay
 
 REPLAY_FLAGS = ["mode", "speed", "date", "start", "end", "data", "out", "dashboard", "host", "port",
-                "exit_when_done", "size_unit", "signing_method", "quote_delay_ms"]
+                "exit_when_done", "size_unit", "signing_method", "quote_delay_ms", "positions"]
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -125,6 +126,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
         raise _config_error(exc) from exc
     if config.data is None:
         config = config.model_copy(update={"data": ensure_embedded_day(file_cfg, args.seed, args.no_progress)})
+    if config.positions is not None:
+        from elecflow.hedge import PositionFileError, read_positions
+
+        try:
+            read_positions(config.positions)  # fail before the replay, naming file, line and column
+        except (PositionFileError, OSError) as exc:
+            raise UsageError(str(exc)) from exc
     sources = resolve_sources(config)
     for s in sources:
         print(f"  {s.format:<20} {s.path}")
@@ -171,6 +179,23 @@ def _wait_for_interrupt() -> None:
         pass
 
 
+# ------------------------------------------------------------------------------------ report
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from elecflow.report import ReportError, write_report
+
+    target = args.to if args.to is not None else args.out / "report"
+    try:
+        written = write_report(args.out, target, at=args.at)
+    except ReportError as exc:
+        raise UsageError(str(exc)) from exc
+    for path in written:
+        print(f"  {path}")
+    print(f"wrote {len(written)} report files to {target}")
+    return 0
+
+
 # -------------------------------------------------------------------------------------- main
 
 
@@ -203,6 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="trade signing rule for the order-flow features (default lee_ready)")
     rp.add_argument("--quote-delay-ms", dest="quote_delay_ms", type=float,
                     help="sign trades against the quote in force this long before them (default 0)")
+    rp.add_argument("--positions", help="position file (CSV, docs/states.md) whose election delta is shown with its "
+                                        "Kalshi hedge, e.g. examples/positions.csv")
     rp.add_argument("--seed", type=int, help="seed of the embedded synthetic day (default 20241105)")
     rp.add_argument("--no-progress", action="store_true", help="no progress bars")
     rp.set_defaults(func=cmd_replay)
@@ -218,6 +245,14 @@ def build_parser() -> argparse.ArgumentParser:
     gp.add_argument("--end", dest="gen_end", help="window end, HH:MM New York time (next day allowed as +1d)")
     gp.add_argument("--quiet", action="store_true", help="no progress bars")
     gp.set_defaults(func=cmd_generate)
+
+    rep = sub.add_parser("report", help="write PNG figures and a CSV of the election states of a replayed day")
+    rep.add_argument("out", type=Path, metavar="OUT", help="output directory of elecflow replay (its --out)")
+    rep.add_argument("--to", type=Path, metavar="DIR", help="directory to write the report into (default OUT/report)")
+    rep.add_argument("--at", metavar="HH:MM", help="time of the densities and the table: HH:MM New York time on "
+                                                   "the replayed date (+1 = next day) or ISO datetime "
+                                                   "(default: the last minute with fits)")
+    rep.set_defaults(func=cmd_report)
     return parser
 
 

@@ -51,6 +51,8 @@ class ReplayConfig(BaseModel):
     options: bool = Field(True, description="smiles and risk-neutral densities of the option chains")
     option_refresh_seconds: float = Field(1.0, gt=0, description="engine seconds between chain refreshes")
     option_curve_seconds: float = Field(60.0, gt=0, description="engine seconds between smile/density curve rows")
+    positions: Path | None = Field(None, description="position file whose election delta is hedged with Kalshi "
+                                                     "contracts (format: docs/states.md)")
     option_states_seconds: float = Field(60.0, ge=0, description="engine seconds between Trump/Harris state fits "
                                                                   "per chain (0: none)")
     option_rate: float = Field(0.0483, description="risk-free rate (continuous) for the spot-carry fallback and "

@@ -34,7 +34,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from elecflow.calendar import NY, UTC, ns_to_utc, utc_ns
+from elecflow.calendar import NY, ns_to_utc, utc_ns
 from elecflow.mixture import lognormal_mixture_pdf
 
 __all__ = [

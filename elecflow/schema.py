@@ -230,6 +230,7 @@ class ElectionState(csp.Struct):
     probability_gap: float  # B: trump_probability - kalshi_probability
     spot: float
     forward: float
+    discount: float
     tau: float
     trump_mean: float
     trump_expected_return: float
@@ -248,4 +249,19 @@ class ElectionState(csp.Struct):
     n_points: int
     warm_started: bool
     fit_ms: float
+
+
+class ElectionHedge(csp.Struct):
+    """Election delta of the position file's book (output stream ``election_hedge``): one row
+    per underlying of the book and one ``TOTAL`` row, each time its states are re-fitted.
+    ``election_delta`` is dollars per unit of Trump-wins probability (divide by 100 for one
+    point); ``kalshi_contracts`` = -delta Trump-wins contracts neutralise it (TOTAL row).
+    Model in docs/states.md."""
+
+    time: dt.datetime
+    underlying: str  # or "TOTAL"
+    election_delta: float
+    kalshi_contracts: float
+    market_value: float
+    status: str  # "ok", or what the row is waiting for
 

@@ -28,6 +28,7 @@ import csp
 from csp import ts
 
 from elecflow.schema import (
+    ElectionHedge,
     ElectionState,
     EquityQuote,
     EquityTrade,
@@ -94,6 +95,7 @@ STATES_TABLE = "election_states"  # latest fit per (underlying, mode): the condi
 STATES_PROBABILITY_TABLE = "election_probability"  # option-implied vs Kalshi probability over time
 STATES_DENSITY_TABLE = "state_density_chart"  # Trump and Harris state densities, fixed keys per point
 STATES_DENSITY_POINTS = 121
+HEDGE_TABLE = "election_hedge"  # the position file's election delta and Kalshi hedge
 KALSHI_FILTER_TABLE = "kalshi_filter"
 KALSHI_SERIES_TABLE = "kalshi_filter_series"
 KALSHI_FILTER_LIMIT = 20000
@@ -188,6 +190,9 @@ TABLE_SCHEMAS: dict[str, dict[str, str]] = {
         "harris_vol": "float", "harris_vol_se": "float", "rmse_vol_points": "float", "fit_ms": "float",
         "message": "string",
     },
+    HEDGE_TABLE: {"underlying": "string", "time": "datetime", "election_delta": "float",
+                  "delta_per_point": "float", "kalshi_contracts": "float", "market_value": "float",
+                  "status": "string"},
     STATES_PROBABILITY_TABLE: {"time": "datetime", "underlying": "string", "series": "string", "p": "float"},
     STATES_DENSITY_TABLE: {"key": "string", "underlying": "string", "series": "string", "strike": "float",
                            "density": "float"},
@@ -217,6 +222,7 @@ def create_default_tables(server: Any) -> None:
     server.add_table(SMILE_TABLE, TABLE_SCHEMAS[SMILE_TABLE], index="key")
     server.add_table(DENSITY_TABLE, TABLE_SCHEMAS[DENSITY_TABLE], index="key")
     server.add_table(STATES_TABLE, TABLE_SCHEMAS[STATES_TABLE], index="key")
+    server.add_table(HEDGE_TABLE, TABLE_SCHEMAS[HEDGE_TABLE], index="underlying")
     server.add_table(STATES_PROBABILITY_TABLE, TABLE_SCHEMAS[STATES_PROBABILITY_TABLE], limit=OPTION_HISTORY_LIMIT)
     server.add_table(STATES_DENSITY_TABLE, TABLE_SCHEMAS[STATES_DENSITY_TABLE], index="key")
     server.add_table(KALSHI_FILTER_TABLE, TABLE_SCHEMAS[KALSHI_FILTER_TABLE], limit=KALSHI_FILTER_LIMIT)
@@ -663,8 +669,18 @@ def _publish_states(server: object, x: ts[[ElectionState]]):
             _push(server, table, rows, s_errors)
 
 
-def publish_election_states(server: object, states: ts[[ElectionState]]) -> None:
+def hedge_row(r: ElectionHedge) -> dict[str, Any]:
+    return {"underlying": r.underlying, "time": epoch_ms(r.time), "election_delta": _finite(r.election_delta),
+            "delta_per_point": _finite(r.election_delta / 100.0), "kalshi_contracts": _finite(r.kalshi_contracts),
+            "market_value": _finite(r.market_value), "status": r.status}
+
+
+def publish_election_states(server: object, states: ts[[ElectionState]],
+                            hedge: ts[[ElectionHedge]] | None = None) -> None:
     """The election-state panels: the conditional returns/vols table (latest per underlying
-    and mode), option-implied vs Kalshi probability over time, the state densities."""
+    and mode), option-implied vs Kalshi probability over time, the state densities, and the
+    position file's election delta with its Kalshi hedge."""
     _publish_states(server, states)
+    if hedge is not None:
+        publish_batches(server, HEDGE_TABLE, hedge, hedge_row)
 

@@ -15,9 +15,10 @@ from csp import ts
 
 from elecflow.chain import ChainSmile
 from elecflow.graphs.replay import datetime_to_ns, next_grid_time
-from elecflow.schema import (ElectionState, EquityQuote, KalshiProbability, OptionQuote, RndCurvePoint, RndSummary,
-                             SmilePoint)
-from elecflow.states import StateFit, StateFitter, StateLabeller, apply_label
+from elecflow.hedge import ElectionStates, election_exposure
+from elecflow.schema import (ElectionHedge, ElectionState, EquityQuote, KalshiProbability, OptionQuote,
+                             RndCurvePoint, RndSummary, SmilePoint)
+from elecflow.states import LABEL_TRUMP_LOWER, LABEL_TRUMP_UPPER, StateFit, StateFitter, StateLabeller, apply_label
 
 QUANTILE_FIELDS = (("q01", 0.01), ("q05", 0.05), ("q25", 0.25), ("q50", 0.5), ("q75", 0.75), ("q95", 0.95),
                    ("q99", 0.99))
@@ -75,7 +76,14 @@ def fit_election_states(snap, fitter: StateFitter, labeller: StateLabeller, p: f
     kw = dict(quote_forward=K / np.exp(snap.quoted_k), spot=spot)
     fits = []
     if p is not None and 0.0 < p < 1.0:
-        fits.append(apply_label(fitter.fit_smile(*args, weight=p, **kw), None, p))
+        # mode A's cold starts stay on one side: the co-movement label's, else (continuity) the
+        # previous fit's. At p near 1/2 the mirrored solution (the fixed weight on the other
+        # component) can fit almost as well; a free re-check flipped QQQ onto it for 30 min.
+        side = labeller.trump_is_upper
+        previous = fitter.last("A")
+        if side is None and previous is not None and previous.label in (LABEL_TRUMP_UPPER, LABEL_TRUMP_LOWER):
+            side = previous.label == LABEL_TRUMP_UPPER
+        fits.append(apply_label(fitter.fit_smile(*args, weight=p, trump_is_upper=side, **kw), None, p))
     free = fitter.fit_smile(*args, **kw)
     if p is not None:
         usable = free.success and free.identified
@@ -91,7 +99,7 @@ def state_row(now: dt.datetime, underlying: str, fit: StateFit, spot: float | No
         identified=bool(fit.identified), identification_reason=fit.identification_reason, label=fit.label,
         kalshi_probability=fit.kalshi_probability, trump_probability=fit.trump_probability,
         trump_probability_se=fit.trump_probability_se, probability_gap=fit.probability_gap,
-        spot=float(spot) if spot is not None else math.nan, forward=fit.forward, tau=fit.tau,
+        spot=float(spot) if spot is not None else math.nan, forward=fit.forward, discount=fit.discount, tau=fit.tau,
         trump_mean=t["mean"], trump_expected_return=t["expected_return"],
         trump_expected_return_se=t["expected_return_se"], trump_vol=t["annual_vol"], trump_vol_se=t["annual_vol_se"],
         harris_mean=h["mean"], harris_expected_return=h["expected_return"],
@@ -187,3 +195,52 @@ def option_streams(quotes: ts[OptionQuote], spots: ts[EquityQuote], refresh_seco
     if states_seconds > 0:
         streams["election_states"] = out.states
     return streams
+
+
+def states_for_hedge(r: ElectionState) -> ElectionStates | None:
+    """A mode A row as the hedge's state densities (None unless identified with finite states)."""
+    if r.mode != "A" or not (r.success and r.identified) or not (0.0 <= r.kalshi_probability <= 1.0):
+        return None
+    root_tau = math.sqrt(r.tau) if r.tau > 0 else math.nan
+    try:
+        return ElectionStates(underlying=r.underlying, probability=r.kalshi_probability, mean_trump=r.trump_mean,
+                              sdlog_trump=r.trump_vol * root_tau, mean_harris=r.harris_mean,
+                              sdlog_harris=r.harris_vol * root_tau, discount=r.discount, tau=r.tau,
+                              spot_per_forward=r.spot / r.forward if r.spot > 0 and r.forward > 0 else None)
+    except ValueError:
+        return None
+
+
+def hedge_rows(now: dt.datetime, positions: list, states: dict) -> list[ElectionHedge]:
+    """The book's election delta per underlying and in total, once every underlying of the
+    book has states; until then one TOTAL row saying which are missing."""
+    needed = sorted({p.underlying for p in positions if p.kind != "kalshi"})
+    missing = [u for u in needed if u not in states]
+    if missing:
+        return [ElectionHedge(time=now, underlying="TOTAL", election_delta=math.nan, kalshi_contracts=math.nan,
+                              market_value=math.nan, status="waiting for states of " + ", ".join(missing))]
+    try:
+        report = election_exposure(positions, states)
+    except ValueError as exc:
+        return [ElectionHedge(time=now, underlying="TOTAL", election_delta=math.nan, kalshi_contracts=math.nan,
+                              market_value=math.nan, status=str(exc))]
+    rows = [ElectionHedge(time=now, underlying=u, election_delta=d, kalshi_contracts=-d, market_value=math.nan,
+                          status="ok") for u, d in sorted(report.by_underlying.items())]
+    rows.append(ElectionHedge(time=now, underlying="TOTAL", election_delta=report.total_delta,
+                              kalshi_contracts=report.kalshi_contracts, market_value=report.market_value,
+                              status="ok"))
+    return rows
+
+
+@csp.node
+def election_hedge(states: ts[[ElectionState]], positions: object) -> ts[[ElectionHedge]]:
+    """Re-value the book's election delta whenever states are re-fitted (latest mode A
+    states per underlying; docs/states.md)."""
+    with csp.state():
+        s_states = {}
+    for r in states:
+        st = states_for_hedge(r)
+        if st is not None:
+            s_states[r.underlying] = st
+    return hedge_rows(csp.now(), positions, s_states)
+

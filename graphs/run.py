@@ -25,7 +25,8 @@ from elecflow.config import ReplayConfig
 from elecflow.graphs.dashboard import (publish_bars, publish_election_states, publish_kalshi_filter,
                                       publish_option_chains, publish_upmove)
 from elecflow.graphs.kalshi import kalshi_probability
-from elecflow.graphs.options import option_streams
+from elecflow.graphs.options import election_hedge, option_streams
+from elecflow.hedge import read_positions
 from elecflow.graphs.upmove import upmove_streams
 from elecflow.graphs.microstructure import microstructure_streams
 from elecflow.graphs.replay import (
@@ -142,6 +143,7 @@ def run_replay(config: ReplayConfig, sources: list[SourceFile], dashboard=None, 
     sinks: list = []
 
     part_every = dt.timedelta(minutes=config.part_minutes)
+    positions = read_positions(config.positions) if config.positions is not None else None
 
     @csp.graph
     def graph():
@@ -174,8 +176,13 @@ def run_replay(config: ReplayConfig, sources: list[SourceFile], dashboard=None, 
             publish_upmove(dashboard, computed["upmove_1m"])
         if dashboard is not None and "kalshi_probability" in computed:
             publish_kalshi_filter(dashboard, computed["kalshi_probability"])
+        if positions is not None and "election_states" in computed:
+            computed["election_hedge"] = election_hedge(computed["election_states"], positions)
+            sink = AtomicParquetSink(out_dir, "election_hedge", part_every)
+            sinks.append(sink)
+            sink.publish(csp.unroll(computed["election_hedge"]))
         if dashboard is not None and "election_states" in computed:
-            publish_election_states(dashboard, computed["election_states"])
+            publish_election_states(dashboard, computed["election_states"], computed.get("election_hedge"))
 
     g0 = time.perf_counter()
     control.set_state("running")

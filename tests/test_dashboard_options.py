@@ -36,7 +36,8 @@ def _state(mode="A", p=0.6, **kw):
 
     base = dict(time=T0, underlying="SPY", mode=mode, success=True, message="", identified=True,
                 identification_reason="ok", label="trump_upper", kalshi_probability=p, trump_probability=p,
-                trump_probability_se=0.01, probability_gap=0.0, spot=570.0, forward=571.0, tau=10 / 365,
+                trump_probability_se=0.01, probability_gap=0.0, spot=570.0, forward=571.0, discount=0.9987,
+                tau=10 / 365,
                 trump_mean=585.0, trump_expected_return=0.026, trump_expected_return_se=0.001, trump_vol=0.14,
                 trump_vol_se=0.002, harris_mean=550.0, harris_expected_return=-0.035,
                 harris_expected_return_se=0.001, harris_vol=0.17, harris_vol_se=0.002, separation=0.06,
@@ -73,3 +74,39 @@ def test_state_probability_rows_show_kalshi_and_the_labelled_option_probability(
     series = {(r["underlying"], r["series"]): r["p"] for r in rows}
     assert series == {("SPY", "Kalshi (filtered)"): 0.6, ("SPY", "options (mode B)"): 0.62,
                       ("SPY", "options -2 se"): 0.62 - 0.04, ("SPY", "options +2 se"): 0.62 + 0.04}
+
+
+def test_hedge_rows_wait_for_states_then_neutralise_the_books_election_delta(tmp_path):
+    import math
+
+    from elecflow.graphs.dashboard import hedge_row
+    from elecflow.graphs.options import hedge_rows, states_for_hedge
+    from elecflow.hedge import option_price, read_positions
+
+    book = tmp_path / "book.csv"
+    book.write_text("underlying,expiry,strike,right,quantity,multiplier\n"
+                    "SPY,2024-11-15,580,C,50,100\nSPY,,,,-2000,\nQQQ,2024-11-15,490,C,25,\nKALSHI,,,,100,\n")
+    positions = read_positions(book)
+    spy = states_for_hedge(_state(p=0.6))
+    assert spy is not None and states_for_hedge(_state(mode="B")) is None
+    assert states_for_hedge(_state(identified=False)) is None
+    waiting = hedge_rows(T0, positions, {"SPY": spy})
+    assert len(waiting) == 1 and waiting[0].status == "waiting for states of QQQ"
+    assert math.isnan(waiting[0].election_delta)
+    qqq = states_for_hedge(_state(p=0.6, underlying="QQQ", spot=486.0, forward=487.0, trump_mean=500.0,
+                                  harris_mean=468.0))
+    rows = {r.underlying: r for r in hedge_rows(T0, positions, {"SPY": spy, "QQQ": qqq})}
+    assert set(rows) == {"SPY", "QQQ", "KALSHI", "TOTAL"} and rows["TOTAL"].status == "ok"
+    assert rows["KALSHI"].election_delta == 100.0  # a Trump-wins contract gains $1 per unit of p
+    # the TOTAL delta is the book's value change per unit of p, by finite differences of the
+    # state-mixture prices at fixed state densities (an independent route to the same number)
+    def book_value(p):
+        import dataclasses
+        s, q = dataclasses.replace(spy, probability=p), dataclasses.replace(qqq, probability=p)
+        return (50 * 100 * float(option_price(s, 580.0, True)) - 2000 * s.carry_ratio * s.forward
+                + 25 * 100 * float(option_price(q, 490.0, True)) + 100 * p)
+    h = 1e-4
+    fd = (book_value(0.6 + h) - book_value(0.6 - h)) / (2 * h)
+    assert abs(rows["TOTAL"].election_delta - fd) < 1e-6 * max(1.0, abs(fd))
+    assert rows["TOTAL"].kalshi_contracts == -rows["TOTAL"].election_delta
+    assert hedge_row(rows["TOTAL"])["delta_per_point"] == rows["TOTAL"].election_delta / 100

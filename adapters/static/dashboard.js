@@ -189,6 +189,21 @@ export const LAYOUTS = {
     },
     settings: false,
   },
+  // Empty unless the replay was given --positions FILE.
+  "viewer-hedge": {
+    plugin: "Datagrid",
+    columns: ["underlying", "time", "election_delta", "delta_per_point", "kalshi_contracts", "market_value", "status"],
+    sort: [["underlying", "asc"]],
+    title: "Book's election delta ($ per unit of Trump probability; per point = /100) · Kalshi Trump-wins contracts that neutralise it",
+    columns_config: {
+      time: { date_format: NY_TIME },
+      election_delta: { bg_mode: "gradient", bg_gradient: 1e5, number_format: { maximumFractionDigits: 0 } },
+      delta_per_point: { number_format: { maximumFractionDigits: 0 } },
+      kalshi_contracts: { number_format: { maximumFractionDigits: 0 } },
+      market_value: { number_format: { maximumFractionDigits: 0 } },
+    },
+    settings: false,
+  },
   "viewer-rnd-summary": {
     plugin: "Datagrid",
     columns: ["underlying", "time", "forward", "forward_method", "atm_iv", "mean", "sd", "skew", "kurtosis",

@@ -25,8 +25,10 @@ from collections import deque
 from typing import Any
 
 import csp
+import numpy as np
 from csp import ts
 
+from elecflow.mixture import lognormal_mixture_pdf
 from elecflow.schema import (
     ElectionHedge,
     ElectionState,
@@ -643,18 +645,15 @@ def state_density_rows(r: ElectionState, n: int = STATES_DENSITY_POINTS) -> list
     mu = [math.log(m) - 0.5 * s * s for (m, _), s in zip(params, sd)]
     lo = min(m - 4 * s for m, s in zip(mu, sd))
     hi = max(m + 4 * s for m, s in zip(mu, sd))
-    strikes = [math.exp(lo + (hi - lo) * i / (n - 1)) for i in range(n)]
-
-    def lognormal(x, m, s):
-        z = (math.log(x) - m) / s
-        return math.exp(-0.5 * z * z) / (x * s * math.sqrt(2 * math.pi))
-
+    strikes = np.exp(np.linspace(lo, hi, n))
+    trump = p * lognormal_mixture_pdf(strikes, [1.0], [mu[0]], [sd[0]])
+    harris = (1 - p) * lognormal_mixture_pdf(strikes, [1.0], [mu[1]], [sd[1]])
     out = []
-    for i, x in enumerate(strikes):
-        t, h = p * lognormal(x, mu[0], sd[0]), (1 - p) * lognormal(x, mu[1], sd[1])
-        for series, value in (("Trump wins x p", t), ("Harris wins x (1-p)", h), ("mixture", t + h)):
+    for i, x in enumerate(strikes.tolist()):
+        for series, value in (("Trump wins x p", trump[i]), ("Harris wins x (1-p)", harris[i]),
+                              ("mixture", trump[i] + harris[i])):
             out.append({"key": f"{r.underlying}|{series}|{i}", "underlying": r.underlying, "series": series,
-                        "strike": x, "density": value})
+                        "strike": x, "density": float(value)})
     return out
 
 

@@ -244,6 +244,11 @@ class ElectionState(csp.Struct):
     harris_vol_se: float
     separation: float  # log(mean_upper / mean_lower)
     separation_z: float
+    side_lr: float  # A without a label: LR of the chosen side against the mirrored one (NaN otherwise)
+    weight_upper: float  # the upper component's weight (A: fixed; B: fitted, reported even while undetermined)
+    weight_upper_se: float
+    trump_probability_filtered: float  # B: local-level filter of the identified weights (docs/states.md)
+    trump_probability_filtered_se: float
     rmse_price: float
     rmse_vol_points: float
     n_points: int

@@ -43,8 +43,11 @@ be told apart carry no election information, and both the labelling and the hedg
 min_two_state_lr`` (default 25) with ``chi2_one`` the best single lognormal with the same
 mean (the Wald ratio alone is unreliable near ``d = 0``, where the prices depend on ``d``
 only through ``d^2`` when the sds are equal, so ``se(d)`` collapses with ``d``); mode B's
-weight has ``se > max_weight_se`` (default 0.15). Calibration: over 72 generator chains
-with identical states per mode the largest LR was 9.0 (docs/states.md).
+weight has ``se > max_weight_se`` (default 0.15); mode A without a co-movement label: the
+mirrored solution (the fixed weight on the other component) fits about as well, ``side_lr <
+min_side_lr`` (default 10), so the data cannot say on which side the Trump state is.
+Calibration: over 72 generator chains with identical states per mode the largest LR was 9.0
+(docs/states.md).
 
 Staggered books: when the quotes were made at different instants (each strike's pair at its
 own phase, as on the synthetic day), pass each quote's forward as ``quote_forward``
@@ -72,6 +75,7 @@ __all__ = [
     "StateFit",
     "StateFitter",
     "StateLabeller",
+    "SideEvidence",
     "fit_states",
     "prices_from_smile",
     "parity_forwards",
@@ -130,6 +134,7 @@ class StateFit:
     separation_se: float
     separation_z: float  # separation / separation_se
     two_state_lr: float  # (chi2 of the best one-state lognormal - chi2) / max(1, chi2_reduced)
+    side_lr: float  # mode A without a label: (chi2 of the mirrored side's best - chi2) / max(1, chi2_reduced); else NaN
     condition_number: float  # of the column-normalised weighted Jacobian
     chi2_reduced: float  # weighted residual sum of squares / (n - k)
     rmse_price: float  # unweighted, dollars
@@ -147,6 +152,9 @@ class StateFit:
     trump_probability: float = math.nan  # mode A: the fixed weight; mode B: weight of the Trump component
     trump_probability_se: float = math.nan
     probability_gap: float = math.nan  # mode B: trump_probability - kalshi_probability
+    # mode B in the graph: elecflow.implied_probability's filter of the identified weights
+    trump_probability_filtered: float = math.nan
+    trump_probability_filtered_se: float = math.nan
     notes: list = field(default_factory=list)
 
     @property
@@ -439,7 +447,7 @@ def _failed(mode, message, n_points, n_params, forward, discount, tau, ref, elap
                     sdlog_se=nan2.copy(), mean=nan2.copy(), mean_se=nan2.copy(), annual_vol=nan2.copy(),
                     annual_vol_se=nan2.copy(), expected_return=nan2.copy(), expected_return_se=nan2.copy(),
                     separation=math.nan, separation_se=math.nan, separation_z=math.nan, two_state_lr=math.nan,
-                    condition_number=math.nan, chi2_reduced=math.nan, rmse_price=math.nan,
+                    side_lr=math.nan, condition_number=math.nan, chi2_reduced=math.nan, rmse_price=math.nan,
                     rmse_vol_points=math.nan, nfev=nfev, njev=njev, n_starts=n_starts, warm_started=warm,
                     elapsed_s=elapsed, params=np.full(n_params, np.nan) if params is None else params,
                     kalshi_probability=kalshi)
@@ -459,7 +467,8 @@ def fit_states(strikes, prices, price_sd, is_call, forward: float, discount: flo
                max_nfev: int = 200, tol: float = 1e-8, warm_accept_chi2: float = 4.0,
                previous_chi2: float | None = None, max_condition: float = 1e8, min_weight: float = 0.02,
                min_separation_z: float = 2.0, min_two_state_lr: float = 25.0,
-               max_weight_se: float = 0.15, n_cold_starts: int = 2, also_cold: bool = False) -> StateFit:
+               max_weight_se: float = 0.15, min_side_lr: float = 10.0, n_cold_starts: int = 2,
+               also_cold: bool = False) -> StateFit:
     """Fit the two-state lognormal mixture to one chain's OTM option prices.
 
     Parameters
@@ -487,11 +496,13 @@ def fit_states(strikes, prices, price_sd, is_call, forward: float, discount: flo
         max(1, previous_chi2)``; otherwise the cold start runs as well and the better fit wins.
     trump_is_upper : bool, optional
         The label from :class:`StateLabeller`. Mode B: names the Trump component (None leaves
-        the label undetermined). Mode A: restricts the cold start to that sign of ``d``.
+        the label undetermined). Mode A: only solutions with the fixed-weight component on that
+        side are accepted (warm or cold); None fits both sides and records ``side_lr``, the
+        likelihood ratio of the chosen side against the mirrored one.
     kalshi_probability : float, optional
         Recorded, and in mode B the gap ``trump_probability - kalshi_probability``.
-    max_condition, min_weight, min_separation_z, max_weight_se : identification thresholds
-        (module docstring).
+    max_condition, min_weight, min_separation_z, max_weight_se, min_side_lr : identification
+        thresholds (module docstring).
     n_cold_starts : least-squares runs from the cheapest grid candidates (per sign of ``d``
         in mode A).
     also_cold : run the cold multi-start even when the warm start is accepted, and keep the
@@ -528,6 +539,14 @@ def fit_states(strikes, prices, price_sd, is_call, forward: float, discount: flo
     chain = _Chain(K, P, S, C, float(forward), float(discount), float(tau),
                    None if weight is None else float(weight), price_sd_floor, Fq)
 
+    # mode A: a co-movement label fixes the side of the fixed-weight (Trump) component; without
+    # one, both sides are fitted and the data must tell them apart (side_lr) or the fit is not
+    # identified. Continuity alone would lock in whichever side the first cold start chose.
+    compare_sides = mode == "A" and trump_is_upper is None
+
+    def on_side(res) -> bool:
+        return mode != "A" or trump_is_upper is None or (res.x[0] >= 0.0) == bool(trump_is_upper)
+
     runs, best = [], None
     nfev = njev = 0
     try:
@@ -542,9 +561,9 @@ def fit_states(strikes, prices, price_sd, is_call, forward: float, discount: flo
                 njev += res.njev or 0
                 chi2 = 2.0 * res.cost / max(K.size - n_params, 1)
                 limit = warm_accept_chi2 * max(1.0, previous_chi2 or 1.0)
-                if res.status > 0 and np.all(np.isfinite(res.x)) and chi2 <= limit:
+                if res.status > 0 and np.all(np.isfinite(res.x)) and chi2 <= limit and on_side(res):
                     best = res
-        if best is None or also_cold:
+        if best is None or also_cold or compare_sides:
             cands = _cold_candidates(chain, trump_is_upper if mode == "A" else None)
             starts = _pick_starts(chain, cands, n_cold_starts, sign_groups=(mode == "A" and trump_is_upper is None))
             for theta0 in starts:
@@ -554,7 +573,10 @@ def fit_states(strikes, prices, price_sd, is_call, forward: float, discount: flo
                 njev += res.njev or 0
             ok = [r for r in runs if r.status > 0 and np.all(np.isfinite(r.x)) and math.isfinite(r.cost)]
             pool = ok or [r for r in runs if np.all(np.isfinite(r.x)) and math.isfinite(r.cost)]
-            best = min(pool, key=lambda r: r.cost) if pool else None
+            pool = [r for r in pool if on_side(r)] or pool
+            warm_best, best = best, (min(pool, key=lambda r: r.cost) if pool else None)
+            if warm_best is not None and warm_best.cost <= best.cost * (1.0 + 1e-9) + 1e-15:
+                best = warm_best  # the cold starts found nothing better: keep the warm branch
             warm = warm and best is runs[0]
     except (ValueError, FloatingPointError, np.linalg.LinAlgError) as exc:
         return fail(f"least squares raised {type(exc).__name__}: {exc}", n=int(K.size), nfev=nfev, njev=njev,
@@ -564,14 +586,22 @@ def fit_states(strikes, prices, price_sd, is_call, forward: float, discount: flo
     theta = best.x.copy()
     if mode == "B":
         theta = _relabel_upper_first(theta)
+    side_lr = math.nan
+    if compare_sides:
+        # the best converged solution with the fixed-weight component on the other side
+        other = [r for r in runs if r.status > 0 and np.all(np.isfinite(r.x)) and math.isfinite(r.cost)
+                 and (r.x[0] >= 0.0) != (theta[0] >= 0.0)]
+        chi2_red_best = 2.0 * best.cost / max(K.size - n_params, 1)
+        side_lr = (2.0 * (min(r.cost for r in other) - best.cost) / max(1.0, chi2_red_best)) if other else math.inf
     out = _summarise(chain, theta, mode, ref, best, runs, nfev, njev, warm, max_condition, min_weight,
-                     min_separation_z, min_two_state_lr, max_weight_se, kalshi)
+                     min_separation_z, min_two_state_lr, max_weight_se, kalshi, side_lr, min_side_lr)
     if n_dropped:
         out.notes.append(f"{n_dropped} quotes dropped (non-finite or non-positive)")
     if mode == "A" and trump_is_upper is not None and out.success:
         fit_upper = out.label == LABEL_TRUMP_UPPER
         if fit_upper != bool(trump_is_upper):
-            out.notes.append("the fixed-weight (Trump) component lies on the other side than the co-movement label")
+            out.notes.append("no solution on the co-movement label's side: the fixed-weight (Trump) component "
+                             "lies on the other side")
     if mode == "B" and out.success:
         out = apply_label(out, trump_is_upper, kalshi_probability)
     out.elapsed_s = _time.perf_counter() - t0
@@ -579,7 +609,8 @@ def fit_states(strikes, prices, price_sd, is_call, forward: float, discount: flo
 
 
 def _summarise(chain: _Chain, theta, mode, ref, best, runs, nfev, njev, warm, max_condition, min_weight,
-               min_separation_z, min_two_state_lr, max_weight_se, kalshi) -> StateFit:
+               min_separation_z, min_two_state_lr, max_weight_se, kalshi, side_lr=math.nan,
+               min_side_lr=10.0) -> StateFit:
     n, k = chain.K.size, chain.n_params
     d, s_a, s_b, w, m_a, m_b = chain.natural(theta)
     r = chain.residuals(theta)
@@ -664,6 +695,9 @@ def _summarise(chain: _Chain, theta, mode, ref, best, runs, nfev, njev, warm, ma
         identified, reason = False, (f"two states fit no better than one (LR = {lr:.3g} < {min_two_state_lr:g})")
     elif k == 4 and not weight_se <= max_weight_se:
         identified, reason = False, f"weight undetermined (se {weight_se:.3g} > {max_weight_se:g})"
+    elif k == 3 and not (math.isnan(side_lr) or side_lr >= min_side_lr):
+        identified, reason = False, (f"{SIDE_NOT_IDENTIFIED}: the mirrored solution fits as well "
+                                     f"(LR = {side_lr:.3g} < {min_side_lr:g}) and no co-movement label")
     else:
         identified, reason = True, "ok"
 
@@ -674,7 +708,8 @@ def _summarise(chain: _Chain, theta, mode, ref, best, runs, nfev, njev, warm, ma
         sdlog=arr(sds), sdlog_se=sdlog_se, mean=arr(means), mean_se=mean_se,
         annual_vol=arr(sds) / sqrt_tau, annual_vol_se=sdlog_se / sqrt_tau,
         expected_return=arr(means) / ref - 1.0, expected_return_se=mean_se / ref,
-        separation=abs(d), separation_se=sep_se, separation_z=sep_z, two_state_lr=lr, condition_number=cond,
+        separation=abs(d), separation_se=sep_se, separation_z=sep_z, two_state_lr=lr, side_lr=side_lr,
+        condition_number=cond,
         chi2_reduced=chi2_red, rmse_price=rmse_price, rmse_vol_points=rmse_vol, nfev=nfev, njev=njev,
         n_starts=len(runs), warm_started=warm, elapsed_s=math.nan, params=theta, kalshi_probability=kalshi)
     if mode == "A":
@@ -758,7 +793,66 @@ class StateFitter:
         return self.fit(strikes, price, sd, is_call, forward, discount, tau, **kwargs)
 
 
+# --------------------------------------------------------------------------- mode A's side
+
+
+SIDE_NOT_IDENTIFIED = "Trump side not identified"
+
+
+class SideEvidence:
+    """Which side mode A's fixed-weight (Trump) component is on, from the data accumulated
+    over refreshes, for a chain without a co-movement label.
+
+    Each unlabelled mode A fit compares both sides and reports ``side_lr``, the likelihood
+    ratio (in chi-square units, ``2 log LR``) of its side against the mirrored one. Quotes
+    are re-drawn between refreshes, so log likelihood ratios of successive refreshes add:
+    ``E = lambda E + s side_lr`` (``s = +1`` when the fit put the Trump state on the upper
+    side, ``-1`` on the lower; ``lambda = 2^(-1/half_life)`` lets old evidence fade) is a
+    sequential likelihood-ratio statistic. A fit whose only failing check is its own
+    ``side_lr < min_side_lr`` is identified when ``|E| >= threshold`` and ``E`` agrees with
+    the fit's side (TLT on the synthetic day: side LR 6-120 minute by minute, one minute in
+    ten below 10 alone). Evidence for the other side keeps the fit not identified.
+    """
+
+    def __init__(self, threshold: float = 10.0, half_life: float = 60.0):
+        if not (threshold > 0 and half_life > 0):
+            raise ValueError("threshold and half_life must be positive")
+        self.threshold = float(threshold)
+        self.decay = 0.5 ** (1.0 / float(half_life))
+        self.evidence = 0.0
+
+    def update(self, fit: StateFit) -> StateFit:
+        if fit.mode != "A" or not fit.success or math.isnan(fit.side_lr):
+            return fit
+        upper = fit.label == LABEL_TRUMP_UPPER
+        step = min(fit.side_lr, 1e6)  # an unrivalled side (inf) counts as decisive, not infinite
+        self.evidence = self.decay * self.evidence + (step if upper else -step)
+        agrees = abs(self.evidence) >= self.threshold and (self.evidence > 0) == upper
+        if fit.identified or not fit.identification_reason.startswith(SIDE_NOT_IDENTIFIED) or not agrees:
+            return fit
+        return dataclasses.replace(fit, identified=True, identification_reason="ok",
+                                   notes=fit.notes + [f"side from accumulated evidence (2 log LR = "
+                                                      f"{abs(self.evidence):.3g})"])
+
+
 # --------------------------------------------------------------------------- labelling
+
+
+def _ranks(x: np.ndarray) -> np.ndarray:
+    """Ranks 0..n-1 (ties broken by order; the weights and probabilities are continuous)."""
+    out = np.empty(x.size)
+    out[np.argsort(x, kind="stable")] = np.arange(x.size)
+    return out
+
+
+def _standardise(x: np.ndarray) -> np.ndarray:
+    return (x - x.mean()) / x.std()
+
+
+def _lag1_autocorrelation(x: np.ndarray) -> float:
+    d = x - x.mean()
+    den = float(d @ d)
+    return float(d[1:] @ d[:-1]) / den if den > 0 else 0.0
 
 
 class StateLabeller:
@@ -781,8 +875,12 @@ class StateLabeller:
 
     * **forward**: the regression above;
     * **weight** (when :meth:`update` is given the mode B weight of the upper component):
-      the correlation ``r`` of that weight with ``p`` over the window (levels), ``t = r
-      sqrt((n - 2) / (1 - r^2))``. Under the model the Trump component's weight *is* p, so
+      the rank (Spearman) correlation ``r`` of that weight with ``p`` over the window
+      (levels), ``t = r sqrt((n - 2) / (1 - r^2))``, counted only when the regression's
+      residuals (on ranks and on values) are white (lag-1 autocorrelation at most
+      ``max_residual_autocorrelation``, 0.2): p is a random walk, so persistent weight noise would otherwise look like
+      co-movement (spurious regression). Ranks, because a weakly identified chain's weight
+      jumps between branches of the objective. Under the model the Trump component's weight *is* p, so
       it co-moves with p one for one while the other component's moves against it. Only the
       *sign* of the co-movement is used, never the level, so the label cannot pull the
       option-implied probability towards Kalshi's: a chain whose states carry no election
@@ -792,9 +890,11 @@ class StateLabeller:
     evidence. ``evidence`` says which kind the last decision rested on.
     """
 
-    def __init__(self, window: int = 120, min_observations: int = 20, t_threshold: float = 3.0):
+    def __init__(self, window: int = 120, min_observations: int = 40, t_threshold: float = 3.0,
+                 max_residual_autocorrelation: float = 0.2):
         if window < 2 or min_observations < 2:
             raise ValueError("window and min_observations must be >= 2")
+        self.max_residual_autocorrelation = float(max_residual_autocorrelation)
         self.window = int(window)
         self.min_observations = int(min_observations)
         self.t_threshold = float(t_threshold)
@@ -833,14 +933,30 @@ class StateLabeller:
         return self.label
 
     def _weight_t(self) -> float:
-        """t-statistic of the correlation of the upper component's weight with p (levels)."""
+        """t-statistic of the rank correlation of the upper component's weight with p (levels),
+        on the effective sample size of two autocorrelated series."""
         n = len(self._weights)
         if n < self.min_observations:
             return math.nan
         w, p = np.array(self._weights).T
         if np.std(w) <= 0.0 or np.std(p) <= 0.0:
             return math.nan
-        r = float(np.clip(np.corrcoef(w, p)[0, 1], -0.999999, 0.999999))
+        # ranks, not values: a weakly identified chain's weight jumps between branches of the
+        # bimodal objective (0.35 <-> 0.95 on SMCI), and a few such outliers lined up with p's
+        # trend made Pearson's r "significant" and labelled SMH the wrong way round all day
+        zw, zp = _standardise(_ranks(w)), _standardise(_ranks(p))
+        r = float(np.clip(zw @ zp / n, -0.999999, 0.999999))
+        # p is a random walk, so a levels correlation is only a test when the weight's
+        # deviations from the fitted line are white, as the model says (and as measured on
+        # well-identified chains: lag-1 autocorrelation below 0.1). Persistent deviations (a
+        # weakly identified chain whose warm start stays on one branch for a while) make any
+        # levels regression spurious, and corrections for it (effective sample sizes,
+        # Cochrane-Orcutt) were measured to still label such chains 50-90 % of the time; such
+        # a window is no evidence at all.
+        vw, vp = _standardise(w), _standardise(p)
+        persistence = max(_lag1_autocorrelation(zw - r * zp), _lag1_autocorrelation(vw - float(vw @ vp / n) * vp))
+        if persistence > self.max_residual_autocorrelation:
+            return math.nan
         return r * math.sqrt((n - 2) / (1.0 - r * r))
 
     def _forward_t(self) -> float:

@@ -6,6 +6,7 @@ node feeds it quotes and refreshes it on an engine-time cadence.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 
@@ -18,7 +19,8 @@ from elecflow.graphs.replay import datetime_to_ns, next_grid_time
 from elecflow.hedge import ElectionStates, election_exposure
 from elecflow.schema import (ElectionHedge, ElectionState, EquityQuote, KalshiProbability, OptionQuote,
                              RndCurvePoint, RndSummary, SmilePoint)
-from elecflow.states import LABEL_TRUMP_LOWER, LABEL_TRUMP_UPPER, StateFit, StateFitter, StateLabeller, apply_label
+from elecflow.implied_probability import ImpliedProbabilityFilter
+from elecflow.states import SideEvidence, StateFit, StateFitter, StateLabeller, apply_label
 
 QUANTILE_FIELDS = (("q01", 0.01), ("q05", 0.05), ("q25", 0.25), ("q50", 0.5), ("q75", 0.75), ("q95", 0.95),
                    ("q99", 0.99))
@@ -65,10 +67,14 @@ def curve_rows(now: dt.datetime, snap) -> list[RndCurvePoint]:
 
 
 def fit_election_states(snap, fitter: StateFitter, labeller: StateLabeller, p: float | None,
-                        spot: float | None) -> list[StateFit]:
+                        spot: float | None, implied: ImpliedProbabilityFilter | None = None,
+                        t_min: float | None = None, side: SideEvidence | None = None) -> list[StateFit]:
     """The two-state fits of one chain snapshot: mode A (Trump weight = the Kalshi
     probability ``p``, when known) and mode B (weight free, labelled by ``labeller``). Each
-    quote is priced on its own forward (``quoted_k`` is its log-moneyness against it)."""
+    quote is priced on its own forward (``quoted_k`` is its log-moneyness against it).
+    ``implied`` (with ``t_min``, the refresh time in minutes) filters mode B's upper weight
+    when identified; the mode B fit then carries the filtered Trump probability. ``side``
+    accumulates mode A's side evidence while there is no label."""
     if snap.n_quotes_used < 1 or not math.isfinite(snap.forward):
         return []
     K = snap.quoted_strike
@@ -76,20 +82,35 @@ def fit_election_states(snap, fitter: StateFitter, labeller: StateLabeller, p: f
     kw = dict(quote_forward=K / np.exp(snap.quoted_k), spot=spot)
     fits = []
     if p is not None and 0.0 < p < 1.0:
-        # mode A's cold starts stay on one side: the co-movement label's, else (continuity) the
-        # previous fit's. At p near 1/2 the mirrored solution (the fixed weight on the other
-        # component) can fit almost as well; a free re-check flipped QQQ onto it for 30 min.
-        side = labeller.trump_is_upper
-        previous = fitter.last("A")
-        if side is None and previous is not None and previous.label in (LABEL_TRUMP_UPPER, LABEL_TRUMP_LOWER):
-            side = previous.label == LABEL_TRUMP_UPPER
-        fits.append(apply_label(fitter.fit_smile(*args, weight=p, trump_is_upper=side, **kw), None, p))
+        # mode A's side is the co-movement label's; without one both sides are fitted and a
+        # chain whose mirrored solution (the fixed weight on the other component) fits as
+        # well is reported as not identified. Continuity alone would keep whichever side the
+        # first cold start found: on the 40-name day that was the wrong one for SMCI, SMH,
+        # SOXL (all day) and GOOG, CEG, META (for hours), 5-30 % errors in the state means.
+        fixed = apply_label(fitter.fit_smile(*args, weight=p, trump_is_upper=labeller.trump_is_upper, **kw), None, p)
+        fits.append(side.update(fixed) if side is not None else fixed)
     free = fitter.fit_smile(*args, **kw)
+    usable = free.success and free.identified
     if p is not None:
-        usable = free.success and free.identified
         labeller.update(snap.forward, p, float(free.weight[0]) if usable else None)
-    fits.append(apply_label(free, labeller.trump_is_upper, p))
+    free = apply_label(free, labeller.trump_is_upper, p)
+    if implied is not None and t_min is not None:
+        if usable and math.isfinite(free.weight_se) and free.weight_se > 0:
+            w, sd = implied.update(t_min, float(free.weight[0]), free.weight_se)
+        else:
+            w, sd = implied.predict(t_min)
+        free = with_filtered_probability(free, w, sd)
+    fits.append(free)
     return fits
+
+
+def with_filtered_probability(fit: StateFit, weight_upper: float, sd: float) -> StateFit:
+    """The mode B fit with the filtered upper weight turned into the Trump probability (by
+    the fit's label; NaN while undetermined)."""
+    t = fit.trump_index
+    p = math.nan if t is None else (weight_upper if t == 0 else 1.0 - weight_upper)
+    return dataclasses.replace(fit, trump_probability_filtered=p,
+                               trump_probability_filtered_se=math.nan if t is None else sd)
 
 
 def state_row(now: dt.datetime, underlying: str, fit: StateFit, spot: float | None) -> ElectionState:
@@ -105,7 +126,9 @@ def state_row(now: dt.datetime, underlying: str, fit: StateFit, spot: float | No
         harris_mean=h["mean"], harris_expected_return=h["expected_return"],
         harris_expected_return_se=h["expected_return_se"], harris_vol=h["annual_vol"],
         harris_vol_se=h["annual_vol_se"], separation=fit.separation, separation_z=fit.separation_z,
-        rmse_price=fit.rmse_price, rmse_vol_points=fit.rmse_vol_points, n_points=int(fit.n_points),
+        side_lr=fit.side_lr, weight_upper=float(fit.weight[0]), weight_upper_se=fit.weight_se,
+        trump_probability_filtered=fit.trump_probability_filtered,
+        trump_probability_filtered_se=fit.trump_probability_filtered_se, rmse_price=fit.rmse_price, rmse_vol_points=fit.rmse_vol_points, n_points=int(fit.n_points),
         warm_started=bool(fit.warm_started), fit_ms=1e3 * fit.elapsed_s)
 
 
@@ -131,6 +154,8 @@ def option_chains(quotes: ts[OptionQuote], spots: ts[EquityQuote], kalshi: ts[[K
         s_spot = {}
         s_fitters = {}
         s_labellers = {}
+        s_implied = {}
+        s_side = {}
         s_p = [None]
     with csp.start():
         csp.schedule_alarm(tick, next_grid_time(csp.now(), refresh), True)
@@ -164,8 +189,10 @@ def option_chains(quotes: ts[OptionQuote], spots: ts[EquityQuote], kalshi: ts[[K
                     s_last_states[key] = now
                     labeller = s_labellers.setdefault(key, StateLabeller())
                     fitter = s_fitters.setdefault(key, StateFitter(key[0]))
-                    states += [state_row(now, key[0], f, spot)
-                               for f in fit_election_states(snap, fitter, labeller, s_p[0], spot)]
+                    implied = s_implied.setdefault(key, ImpliedProbabilityFilter())
+                    side = s_side.setdefault(key, SideEvidence())
+                    fits = fit_election_states(snap, fitter, labeller, s_p[0], spot, implied, now_ns / 60e9, side)
+                    states += [state_row(now, key[0], f, spot) for f in fits]
             last = s_last_curve.get(key)
             if last is None or now - last >= curve_every:
                 s_last_curve[key] = now

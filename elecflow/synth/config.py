@@ -172,6 +172,9 @@ class SyntheticDayConfig(BaseModel):
                     "strike quoted at its own phase in [0, spread) after the instant (asynchronous quotes)")
     risk_free_rate: float = Field(0.0483, ge=-0.05, le=0.5,
                                   description="continuous rate, ~10-day T-bill in early Nov 2024")
+    option_states: Literal["election", "identical"] = Field(
+        "election", description="election: Trump and Harris states as the loadings say; identical: one state in "
+                                "both (a control: the options carry no election information)")
     option_format: Literal["raw", "formatted"] = "raw"
     # ---- Kalshi
     kalshi_expected_trades: float = Field(20_000.0, ge=0.0, le=5e6,

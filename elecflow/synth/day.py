@@ -314,7 +314,8 @@ def generate_day(config: SyntheticDayConfig, tick: Callable[[str], None] | None 
                 q_at=q_at, end_ns=w1)
         ch = generate_option_chain(sym, snaps, spot, q, config.risk_free_rate, expiry_ns, config.option_strike_range,
                                    _rng(config, "options", U.symbol_index(sym)), config.option_strike_sds,
-                                   listing_ns=regular.start_ns, **stagger)
+                                   listing_ns=regular.start_ns,
+                                   identical_states=config.option_states == "identical", **stagger)
         cols = _theta_columns(ch, config.option_expiry, date)
         n_opt_clean += cols["ms_of_day"].size
         cols, log = D.inject_options(cols, k_here, _rng(config, "defects", 2, U.symbol_index(sym)),

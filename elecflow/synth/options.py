@@ -204,6 +204,7 @@ def generate_option_chain(
     q_at: Callable[[np.ndarray], np.ndarray] | None = None,
     end_ns: int | None = None,
     listing_ns: int | None = None,
+    identical_states: bool = False,
 ) -> OptionChain:
     """Quotes of every listed strike of ``symbol`` once per snapshot interval (vectorised).
 
@@ -212,7 +213,9 @@ def generate_option_chain(
     parity pairs stay synchronous) is quoted at ``snap + quote_offset_ms[i]``, priced at
     that instant from ``spot_at`` and ``q_at`` (functions of UTC ns): a tick-level feed
     thinned to one quote per contract per interval, whose consumer sees a few contracts
-    change at a time. Quotes at or after ``end_ns`` are dropped. The truth fields (spot,
+    change at a time. Quotes at or after ``end_ns`` are dropped. ``identical_states``
+    gives both states the same mean and vol (no election loading in the options): a
+    control on which the state fitter must say "not identified". The truth fields (spot,
     forward, q, state means) are always at the snapshot instants. The listed strikes depend
     on the time to expiry at ``listing_ns`` (the day's open; default the first snapshot), not
     on the generated window.
@@ -221,6 +224,9 @@ def generate_option_chain(
     d = inst.dividend_yield
     gamma = U.effective_election_loadings()[symbol]
     sig_T, sig_H = state_vols(symbol)
+    if identical_states:  # a control chain: both states one lognormal, the options carry no election
+        gamma, sig_T = 0.0, 0.5 * (sig_T + sig_H)
+        sig_H = sig_T
     T = (expiry_ns - snap_ns) / YEAR_NS
     F = spot * np.exp((rate - d) * T)
     df = np.exp(-rate * T)

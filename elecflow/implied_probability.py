@@ -13,9 +13,10 @@ The filter treats the upper weight as a random walk observed in white noise::
     y_t = x_t + eps_t,            Var(eps_t) = lam * se_t^2
 
 with ``q`` (the probability's variance per minute) and ``lam`` (how much the fit's own
-standard errors understate the noise) estimated by maximum likelihood (prediction-error
-decomposition, the first observation conditioned on, i.e. a diffuse start) over the
-observations so far, re-estimated every ``refit_every`` observations once
+standard errors understate the noise) estimated by penalised maximum likelihood
+(prediction-error decomposition, the first observation conditioned on, i.e. a diffuse
+start; a lognormal prior of one e-fold on ``sqrt(q)`` around 0.002 per root-minute keeps a
+quiet hour from driving ``q`` to zero) over the observations so far, re-estimated every ``refit_every`` observations once
 ``min_fit_observations`` are in. Until then the documented starting values hold. The
 estimate uses only the chain's own option fits: no Kalshi level or variance enters, so the
 filtered option-implied probability stays an independent measurement beside Kalshi's.
@@ -97,17 +98,31 @@ def filter_upper_weight(t_min, y, se, params: FilterParams = FilterParams()):
     return means, np.sqrt(variances), float(loglik)
 
 
-def fit_filter_params(t_min, y, se, start: FilterParams = FilterParams()) -> FilterParams:
-    """Maximum-likelihood ``(noise_scale, state_var_per_minute)`` (L-BFGS-B on their logs,
-    within wide bounds)."""
+def fit_filter_params(t_min, y, se, start: FilterParams = FilterParams(),
+                      prior_state_sd: float | None = DEFAULT_STATE_SD_PER_MINUTE,
+                      prior_log_sd_sd: float = 1.0) -> FilterParams:
+    """Penalised maximum-likelihood ``(noise_scale, state_var_per_minute)`` (L-BFGS-B on their
+    logs, within wide bounds). ``log sqrt(q)`` has a normal prior centred on
+    ``log(prior_state_sd)`` with sd ``prior_log_sd_sd`` (one e-fold); None: plain maximum
+    likelihood."""
     t, yy, ss = _validated(t_min, y, se)
     if yy.size < 3:
         raise ValueError("at least 3 observations are needed to estimate the filter parameters")
     means, variances = np.empty(yy.size), np.empty(yy.size)
+    if prior_state_sd is None:
+        prior_log_sd, prior_log_sd_sd = 0.0, math.inf
+    else:
+        if not (prior_state_sd > 0 and prior_log_sd_sd > 0):
+            raise ValueError("prior_state_sd and prior_log_sd_sd must be positive")
+        prior_log_sd = math.log(prior_state_sd)
 
     def nll(theta):
         *_, ll = _kernel(t, yy, ss, math.exp(theta[0]), math.exp(theta[1]), 0.0, 0.0, 0.0, False, means, variances)
-        return -ll if math.isfinite(ll) else 1e300
+        # a lognormal prior on the state sd: over a quiet hour the likelihood's maximum sits at
+        # q = 0 (the local-level "pile-up"), which freezes the filter exactly when the
+        # probability starts to move again (measured: QQQ 120-200 minutes into the session)
+        z = (0.5 * theta[1] - prior_log_sd) / prior_log_sd_sd
+        return (-ll + 0.5 * z * z) if math.isfinite(ll) else 1e300
 
     x0 = np.clip([math.log(start.noise_scale), math.log(start.state_var_per_minute)],
                  [b[0] for b in _LOG_BOUNDS], [b[1] for b in _LOG_BOUNDS])

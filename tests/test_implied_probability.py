@@ -55,7 +55,7 @@ def test_mle_equals_statsmodels():
     sm = pytest.importorskip("statsmodels.api")
     t, y, _, _ = _simulate(n=390, seed=2)
     se = np.full(y.size, 0.005)
-    fit = fit_filter_params(t, y, se)
+    fit = fit_filter_params(t, y, se, prior_state_sd=None)  # plain maximum likelihood, as statsmodels
     ref = sm.tsa.UnobservedComponents(y, level="llevel").fit(disp=False)
     irregular, level = ref.params
     assert fit.noise_scale * 0.005 ** 2 == pytest.approx(irregular, rel=2e-3)
@@ -117,3 +117,18 @@ def test_bad_input():
         fit_filter_params([0.0, 1.0], [0.5, 0.5], [0.01, 0.01])
     with pytest.raises(ValueError, match="positive"):
         FilterParams(noise_scale=0.0)
+
+
+def test_prior_keeps_a_quiet_stretch_from_freezing_the_filter():
+    """A stretch where the state does not move: plain maximum likelihood puts q at its lower
+    bound (the pile-up at zero); the prior keeps it within an e-fold or two of 0.002."""
+    rng = np.random.default_rng(7)
+    t = np.arange(150, dtype=float)
+    se = np.full(t.size, 0.005)
+    y = 0.57 + 3 * se * rng.standard_normal(t.size)  # no state movement at all
+    plain = fit_filter_params(t, y, se, prior_state_sd=None)
+    shrunk = fit_filter_params(t, y, se)
+    assert math.sqrt(plain.state_var_per_minute) < 1e-4
+    assert 0.002 * math.exp(-3) < math.sqrt(shrunk.state_var_per_minute) < 0.002
+    with pytest.raises(ValueError, match="prior"):
+        fit_filter_params(t, y, se, prior_state_sd=0.0)

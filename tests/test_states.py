@@ -10,6 +10,7 @@ elecflow.mixture for the model prices, Monte Carlo for the standard errors.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 from contextlib import ExitStack
@@ -28,6 +29,7 @@ from elecflow.states import (
     LABEL_TRUMP_UPPER,
     LABEL_UNDETERMINED,
     StateFitter,
+    SideEvidence,
     StateLabeller,
     _Chain,
     apply_label,
@@ -499,12 +501,17 @@ def _labeller_run(seed: int, kind: str) -> tuple[str, int]:
     minute, as the synthetic day's), the forward independent of p, and the mode B upper
     weight either following p (``signal``: + white noise 0.015, as measured on SPY/QQQ) or
     carrying no election information but persistent noise: jumps between two branches of the
-    objective with outliers (``branch``, as SMCI/SMH's on the 40-name day) or AR(1) 0.9."""
+    objective with outliers (``branch``, as SMCI/SMH's on the 40-name day) or AR(1) 0.9;
+    ``precise``: the weight follows the true q within 0.0025 while p carries a persistent
+    filter error (TSLA on the 40-name day)."""
     rng = np.random.default_rng(seed)
     n = 390
     p = 0.57 + np.cumsum(0.0018 * rng.standard_normal(n))
     if kind == "signal":
         w = p + 0.015 * rng.standard_normal(n)
+    elif kind == "precise":  # TSLA-like: the weight tracks the true q closely, p is Kalshi's estimate
+        w = p + 0.0025 * rng.standard_normal(n)
+        p = p + scipy.signal.lfilter([1.0], [1.0, -0.95], 0.001 * rng.standard_normal(n))
     elif kind == "branch":
         regime = np.cumsum(rng.random(n) < 0.05) % 2
         w = np.where(regime == 0, 0.40, 0.65) + 0.03 * rng.standard_normal(n) + 0.3 * (rng.random(n) < 0.03)
@@ -525,5 +532,26 @@ def test_labeller_does_not_label_persistent_noise():
     for kind, max_labelled in (("branch", 2), ("ar", 4)):
         labels = [_labeller_run(seed, kind)[0] for seed in range(30)]
         assert sum(lab != LABEL_UNDETERMINED for lab in labels) <= max_labelled, (kind, labels)
-    runs = [_labeller_run(seed, "signal") for seed in range(30)]
-    assert all(label == LABEL_TRUMP_UPPER for label, _ in runs)
+    for kind in ("signal", "precise"):
+        runs = [_labeller_run(seed, kind) for seed in range(30)]
+        assert all(label == LABEL_TRUMP_UPPER for label, _ in runs), kind
+
+
+def test_side_evidence_accumulates_and_overrules_single_minutes():
+    spy = Quotes("SMH", q=0.58)
+    upper = spy.fit(weight=spy.q)  # side LR ~0.3: not identified alone
+    assert not upper.identified and upper.label == "trump_upper"
+    lower = spy.fit(weight=spy.q, trump_is_upper=False)
+    evidence = SideEvidence(threshold=10.0, half_life=60.0)
+    fake = [dataclasses.replace(upper, side_lr=4.0) for _ in range(3)]  # 3 minutes of LR 4 for upper
+    out = [evidence.update(f) for f in fake]
+    assert [f.identified for f in out] == [False, False, True]  # 4, 7.95, 11.9 >= 10
+    assert evidence.evidence == pytest.approx(4.0 * (1 + evidence.decay + evidence.decay ** 2))
+    for f in fake * 3:  # evidence ~ 44 for the upper side
+        evidence.update(f)
+    # a minute whose own side LR favours the other side (11 >= 10) is then not trusted
+    against = dataclasses.replace(lower, side_lr=11.0, identified=True, identification_reason="ok")
+    assert evidence.update(against).identification_reason.startswith("Trump side not identified")
+    assert evidence.update(lower) is lower  # a labelled fit (side_lr NaN): the label decided, unchanged
+    with pytest.raises(ValueError):
+        SideEvidence(threshold=0.0)

@@ -61,7 +61,8 @@ KALSHI_DATASET = "kalshi_probability"
 # election_states columns the report reads
 _STATE_COLUMNS = (
     "time", "underlying", "mode", "success", "message", "identified", "label", "kalshi_probability",
-    "trump_probability", "trump_probability_se", "probability_gap", "spot", "forward", "tau",
+    "trump_probability", "trump_probability_se", "trump_probability_filtered", "probability_gap", "spot",
+    "forward", "tau",
     "trump_mean", "trump_expected_return", "trump_expected_return_se", "trump_vol", "trump_vol_se",
     "harris_mean", "harris_expected_return", "harris_expected_return_se", "harris_vol", "harris_vol_se",
     "rmse_vol_points",
@@ -97,6 +98,7 @@ _TABLE_SCHEMA = [
     ("option_label", pa.string()),
     ("option_trump_probability", pa.float64()),
     ("option_trump_probability_se", pa.float64()),
+    ("option_trump_probability_filtered", pa.float64()),
     ("probability_gap", pa.float64()),
     ("day_fits", pa.int64()),
     *((f"median_{f}", pa.float64()) for f in STATE_FIELDS),
@@ -330,10 +332,11 @@ def _state_rows(states: pa.Table, at_ns: int) -> list[dict]:
             row.update(option_label=str(cols["label"][j]),
                        option_trump_probability=float(cols["trump_probability"][j]),
                        option_trump_probability_se=float(cols["trump_probability_se"][j]),
+                       option_trump_probability_filtered=float(cols["trump_probability_filtered"][j]),
                        probability_gap=float(cols["probability_gap"][j]))
         else:
             row.update(option_label="", option_trump_probability=math.nan, option_trump_probability_se=math.nan,
-                       probability_gap=math.nan)
+                       option_trump_probability_filtered=math.nan, probability_gap=math.nan)
         # the day's median over the identified mode-A fits (the whole output, not only up to at)
         day = mode_a & cols["success"] & cols["identified"]
         row["day_fits"] = int(day.sum())
@@ -542,8 +545,11 @@ def plot_probability(outputs: Outputs, underlying: str, at_ns: int, path: str | 
             band = ok & np.isfinite(bse)
             ax.fill_between(bx, bp - 2 * bse, bp + 2 * bse, where=band, color=TRUMP_COLOR, alpha=0.18, lw=0,
                             label="options +/- 2 se")
-            ax.plot(bx, bp, color=TRUMP_COLOR, lw=1.4, marker="." if ok.sum() < 30 else None,
+            ax.plot(bx, bp, color=TRUMP_COLOR, lw=0.8, alpha=0.7, marker="." if ok.sum() < 30 else None,
                     label="options (mode B)")
+            bf = cols["trump_probability_filtered"][b]
+            if np.isfinite(bf).any():
+                ax.plot(bx, bf, color="#7a1010", lw=1.8, label="options (filtered)")
     if not labelled:
         ax.text(0.5, 0.92, "mode B: states never labelled (undetermined) in this replay: no option-implied probability",
                 transform=ax.transAxes, ha="center", va="top", fontsize=8, color="#888888")

@@ -811,11 +811,14 @@ class SideEvidence:
     sequential likelihood-ratio statistic. A fit whose only failing check is its own
     ``side_lr < min_side_lr`` is identified when ``|E| >= threshold`` and ``E`` agrees with
     the fit's side (TLT on the synthetic day: side LR 6-120 minute by minute, one minute in
-    ten below 10 alone). A fit on the side opposite to decisive accumulated evidence is not
+    ten below 10 alone). The threshold (30) is above a single minute's 10 because successive
+    minutes are not fully independent (a quote's tick rounding repeats while its price stands
+    still): on the 40-name day small wrong-side ratios accumulated to 13 (AMZN, SMH), and a
+    threshold of 10 identified 3 wrong-side minutes, 20 or 30 none. A fit on the side opposite to decisive accumulated evidence is not
     identified, whatever its own ``side_lr``.
     """
 
-    def __init__(self, threshold: float = 10.0, half_life: float = 60.0):
+    def __init__(self, threshold: float = 30.0, half_life: float = 60.0):
         if not (threshold > 0 and half_life > 0):
             raise ValueError("threshold and half_life must be positive")
         self.threshold = float(threshold)

@@ -186,7 +186,8 @@ TABLE_SCHEMAS: dict[str, dict[str, str]] = {
     STATES_TABLE: {
         "key": "string", "underlying": "string", "mode": "string", "time": "datetime", "identified": "boolean",
         "label": "string", "kalshi_probability": "float", "trump_probability": "float",
-        "trump_probability_se": "float", "probability_gap": "float", "trump_expected_return": "float",
+        "trump_probability_se": "float", "trump_probability_filtered": "float", "probability_gap": "float",
+        "trump_expected_return": "float",
         "trump_expected_return_se": "float", "harris_expected_return": "float",
         "harris_expected_return_se": "float", "trump_vol": "float", "trump_vol_se": "float",
         "harris_vol": "float", "harris_vol_se": "float", "rmse_vol_points": "float", "fit_ms": "float",
@@ -617,7 +618,7 @@ def state_table_row(r: ElectionState) -> dict[str, Any]:
 
 def state_probability_rows(rows: list) -> list[dict[str, Any]]:
     """Per underlying and minute: Kalshi's filtered probability, and the option-implied one
-    (mode B, once its states are labelled) with its +/- 2 se band."""
+    (mode B, once its states are labelled) with its +/- 2 se band and its filtered value."""
     out = []
     for r in rows:
         t = epoch_ms(r.time)
@@ -630,6 +631,9 @@ def state_probability_rows(rows: list) -> list[dict[str, Any]]:
                     for name, value in (("options (mode B)", r.trump_probability),
                                         ("options -2 se", r.trump_probability - 2 * se),
                                         ("options +2 se", r.trump_probability + 2 * se))]
+        if r.mode == "B" and math.isfinite(r.trump_probability_filtered):
+            out.append({"time": t, "underlying": r.underlying, "series": "options (filtered)",
+                        "p": r.trump_probability_filtered})
     return out
 
 

@@ -41,8 +41,9 @@ def _state(mode="A", p=0.6, **kw):
                 trump_mean=585.0, trump_expected_return=0.026, trump_expected_return_se=0.001, trump_vol=0.14,
                 trump_vol_se=0.002, harris_mean=550.0, harris_expected_return=-0.035,
                 harris_expected_return_se=0.001, harris_vol=0.17, harris_vol_se=0.002, separation=0.06,
-                separation_z=30.0, rmse_price=0.01, rmse_vol_points=0.1, n_points=100, warm_started=True,
-                fit_ms=0.7)
+                separation_z=30.0, side_lr=float("nan"), weight_upper=p, weight_upper_se=0.01,
+                trump_probability_filtered=float("nan"), trump_probability_filtered_se=float("nan"),
+                rmse_price=0.01, rmse_vol_points=0.1, n_points=100, warm_started=True, fit_ms=0.7)
     base.update(kw)
     return ElectionState(**base)
 
@@ -69,11 +70,13 @@ def test_state_density_rows_are_the_weighted_state_lognormals():
 def test_state_probability_rows_show_kalshi_and_the_labelled_option_probability():
     from elecflow.graphs.dashboard import state_probability_rows
 
-    rows = state_probability_rows([_state("A", 0.6), _state("B", 0.62, trump_probability_se=0.02),
+    rows = state_probability_rows([_state("A", 0.6), _state("B", 0.62, trump_probability_se=0.02,
+                                                            trump_probability_filtered=0.605),
                                    _state("B", float("nan"), underlying="QQQ", kalshi_probability=0.6)])
     series = {(r["underlying"], r["series"]): r["p"] for r in rows}
     assert series == {("SPY", "Kalshi (filtered)"): 0.6, ("SPY", "options (mode B)"): 0.62,
-                      ("SPY", "options -2 se"): 0.62 - 0.04, ("SPY", "options +2 se"): 0.62 + 0.04}
+                      ("SPY", "options -2 se"): 0.62 - 0.04, ("SPY", "options +2 se"): 0.62 + 0.04,
+                      ("SPY", "options (filtered)"): 0.605}
 
 
 def test_hedge_rows_wait_for_states_then_neutralise_the_books_election_delta(tmp_path):

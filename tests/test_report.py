@@ -27,6 +27,7 @@ EXPECTED_COLUMNS = [
     "spot", "forward", "tau", "trump_mean", "trump_expected_return", "trump_expected_return_se", "trump_vol",
     "trump_vol_se", "harris_mean", "harris_expected_return", "harris_expected_return_se", "harris_vol",
     "harris_vol_se", "rmse_vol_points", "option_label", "option_trump_probability", "option_trump_probability_se",
+    "option_trump_probability_filtered",
     "probability_gap", "day_fits", "median_trump_expected_return", "median_trump_expected_return_se",
     "median_trump_vol", "median_trump_vol_se", "median_harris_expected_return", "median_harris_expected_return_se",
     "median_harris_vol", "median_harris_vol_se",
@@ -36,6 +37,7 @@ FROM_MODE_A = ["kalshi_probability", "spot", "forward", "tau", "trump_mean", "tr
                "trump_expected_return_se", "trump_vol", "trump_vol_se", "harris_mean", "harris_expected_return",
                "harris_expected_return_se", "harris_vol", "harris_vol_se", "rmse_vol_points"]
 FROM_MODE_B = {"option_trump_probability": "trump_probability", "option_trump_probability_se": "trump_probability_se",
+               "option_trump_probability_filtered": "trump_probability_filtered",
                "probability_gap": "probability_gap"}
 MEDIANS = ["trump_expected_return", "trump_expected_return_se", "trump_vol", "trump_vol_se",
            "harris_expected_return", "harris_expected_return_se", "harris_vol", "harris_vol_se"]

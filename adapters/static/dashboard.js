@@ -173,14 +173,14 @@ export const LAYOUTS = {
   "viewer-states": {
     plugin: "Datagrid",
     columns: ["underlying", "mode", "time", "identified", "label", "kalshi_probability", "trump_probability",
-              "trump_probability_se", "probability_gap", "trump_expected_return", "trump_expected_return_se",
+              "trump_probability_se", "trump_probability_filtered", "probability_gap", "trump_expected_return", "trump_expected_return_se",
               "harris_expected_return", "harris_expected_return_se", "trump_vol", "trump_vol_se", "harris_vol",
               "harris_vol_se", "rmse_vol_points", "fit_ms", "message"],
     sort: [["underlying", "asc"], ["mode", "asc"]],
     title: "Conditional expected return and vol to expiry · Trump vs Harris · A: weight = Kalshi, B: weight free",
     columns_config: {
       time: { date_format: NY_TIME }, kalshi_probability: PRICE, trump_probability: PRICE,
-      trump_probability_se: PRICE, probability_gap: PRICE,
+      trump_probability_se: PRICE, trump_probability_filtered: PRICE, probability_gap: PRICE,
       trump_expected_return: { bg_mode: "gradient", bg_gradient: 0.2, number_format: { style: "percent", maximumFractionDigits: 2 } },
       harris_expected_return: { bg_mode: "gradient", bg_gradient: 0.2, number_format: { style: "percent", maximumFractionDigits: 2 } },
       trump_expected_return_se: { number_format: { style: "percent", maximumFractionDigits: 2 } },

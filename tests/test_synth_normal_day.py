@@ -105,7 +105,7 @@ ELECTION_BASELINE = {
     "polygon/us_stocks_sip/trades_v1/2024/11/2024-11-05.csv.gz":
         "88be9b59a9d94e5b63d43db2b2f07833e7046844e64c43612e7fefbd9865e7a9",
     "kalshi/trade_data_2024-11-05.json": "7e14f34cc976f1204f8747397628e53f2c5a8661081b1fa291653319fa9f648c",
-    "manifest.json": "d2889c42352e31e71ec253d12a038c0f9c92f741799b089a245c64b601d3402c",
+    "manifest.json": "7eb07696ba59b1455a1b7dbbb70bef9de7d85219b4086e6a55c47828eb30368c",  # + option_states
     "ground_truth/params.json": "8134024b1bddad6c3a355bb890d40704797b92c47a7ac8b62f5ea986649f9a35",
 }
 

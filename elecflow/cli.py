@@ -5,6 +5,7 @@
     elecflow replay --data DIR           # your own vendor files
     elecflow generate --out DIR          # write the synthetic day in vendor formats
     elecflow report OUT [--to DIR]       # PNG figures and a CSV of a replay's election states
+    elecflow theory figures --to DIR     # Figures 2-7 of "Arrow-Debreu Meets Kyle" (docs/theory.md)
 """
 
 from __future__ import annotations
@@ -196,6 +197,31 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------ theory
+
+
+def cmd_theory_figures(args: argparse.Namespace) -> int:
+    from elecflow.theory.figures import write_figures
+
+    if args.k_max < 3:
+        raise UsageError(f"--k-max must be >= 3 (got {args.k_max})")
+    written = write_figures(args.to, k_max=args.k_max, progress=not args.no_progress)
+    for path in written:
+        print(f"  {path}")
+    print(f"wrote {len(written)} files to {args.to}")
+    return 0
+
+
+def _add_theory_parser(sub) -> None:
+    th = sub.add_parser("theory", help="the 'Arrow-Debreu Meets Kyle' equilibrium model (docs/theory.md)")
+    th_sub = th.add_subparsers(dest="theory_command", required=True)
+    fg = th_sub.add_parser("figures", help="recompute Figures 2-7 as PNG, with a CSV of the plotted values")
+    fg.add_argument("--to", type=Path, required=True, metavar="DIR", help="directory to write the files into")
+    fg.add_argument("--k-max", type=int, default=100, help="largest number of signals in Figures 2 and 6 (default 100)")
+    fg.add_argument("--no-progress", action="store_true", help="no progress bar")
+    fg.set_defaults(func=cmd_theory_figures)
+
+
 # -------------------------------------------------------------------------------------- main
 
 
@@ -253,6 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                    "the replayed date (+1 = next day) or ISO datetime "
                                                    "(default: the last minute with fits)")
     rep.set_defaults(func=cmd_report)
+
+    _add_theory_parser(sub)
     return parser
 
 

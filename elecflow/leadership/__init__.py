@@ -1,0 +1,56 @@
+"""Price discovery and lead-lag between markets quoting the same value (library layer).
+
+Estimation core, no csp, no I/O (numpy, numba); model, conventions and measured figures in
+``docs/leadership.md``.
+
+* :func:`fit_vecm` - Johansen maximum-likelihood VECM (reduced-rank regression from moment
+  matrices) with statsmodels' deterministic cases ``"n"``, ``"co"``, ``"ci"``, ``"lo"``,
+  ``"li"`` and their combinations; results (:class:`VECMFit`) in statsmodels' layout.
+* :func:`select_order` - lag order by AIC / BIC / HQ / FPE; :func:`select_coint_rank` -
+  rank by the Johansen trace test (Osterwald-Lenum critical values).
+* :class:`RollingVECM` - the same estimate over a window moving one observation per step,
+  from cross-product sums updated by adding the new and removing the leaving observation.
+* :func:`price_discovery_shares` - Hasbrouck information-share bounds, the Lien-Shrestha
+  order-invariant share, Gonzalo-Granger component share and Putnins' information
+  leadership share; :func:`long_run_impact` - the common-trend loading ``Xi``.
+* :func:`hayashi_yoshida`, :func:`lead_lag` - the Hayashi-Yoshida covariance of
+  asynchronous ticks at a grid of lags, its argmax and the Huth-Abergel lead-lag ratio.
+"""
+
+from elecflow.leadership.hayashi_yoshida import HayashiYoshida, LeadLag, hayashi_yoshida, lead_lag
+from elecflow.leadership.rolling import RollingVECM, rolling_fits
+from elecflow.leadership.shares import (
+    PriceDiscoveryShares,
+    long_run_impact,
+    orthogonal_complement,
+    price_discovery_shares,
+)
+from elecflow.leadership.vecm import (
+    TRACE_CRITICAL_VALUES,
+    CointRankTest,
+    LagOrderSelection,
+    VECMFit,
+    fit_vecm,
+    select_coint_rank,
+    select_order,
+)
+
+__all__ = [
+    "TRACE_CRITICAL_VALUES",
+    "CointRankTest",
+    "HayashiYoshida",
+    "LagOrderSelection",
+    "LeadLag",
+    "PriceDiscoveryShares",
+    "RollingVECM",
+    "VECMFit",
+    "fit_vecm",
+    "hayashi_yoshida",
+    "lead_lag",
+    "long_run_impact",
+    "orthogonal_complement",
+    "price_discovery_shares",
+    "rolling_fits",
+    "select_coint_rank",
+    "select_order",
+]

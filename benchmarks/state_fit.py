@@ -1,7 +1,9 @@
 """Two-state fit time per underlying per refresh: warm-started against cold (issue: states).
 
 For each underlying (SPY QQQ IWM TLT DJT TSLA) a sequence of one-minute chain snapshots is
-fitted in mode A (weight fixed to the true q) and mode B (weight free):
+fitted in mode A (weight fixed to the true q; ``A``: the side given by the label, as in the
+graph once labelled; ``A0``: no label yet, both sides fitted every time) and mode B (weight
+free):
 
 - ``warm``: one :class:`~elecflow.states.StateFitter` over the sequence, each fit started
   from the previous minute's solution (the first, cold fit of the sequence is not timed);
@@ -143,7 +145,9 @@ def run_sequence(snaps: list[dict], gamma: float, mode: str) -> dict:
 
     def kw(s):
         out = {"spot": s["spot"], "quote_forward": s["quote_forward"]}
-        if mode == "A":
+        if mode == "A":  # the steady state in the graph: the co-movement label fixes the side
+            return {**out, "weight": s["q"], "trump_is_upper": trump_upper}
+        if mode == "A0":  # before a label: both sides fitted every time (side_lr)
             return {**out, "weight": s["q"]}
         return {**out, "trump_is_upper": trump_upper, "kalshi_probability": s["q"]}
 
@@ -184,7 +188,7 @@ def run_source(name: str, symbols, make_snaps, repeats: int, gammas) -> list[dic
         if not snaps:
             print(f"[{name}] {sym}: no snapshots")
             continue
-        for mode in ("A", "B"):
+        for mode in ("A", "A0", "B"):
             passes = [run_sequence(snaps, gammas[sym], mode) for _ in range(max(repeats, 1))]
             r = dict(passes[0])
             for key in ("warm_median_s", "warm_p90_s", "cold_median_s", "cold_p90_s"):

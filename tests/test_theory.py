@@ -407,7 +407,21 @@ def test_section_2_three_state_example():
     # against the intuitive belief, (1, 2, 1) moves no price but earns: no equilibrium
     V = np.array([1.0, 2.0, 1.0])
     assert np.allclose(state_prices(om + 3 * V, eta, belief, 1.0), state_prices(om, eta, belief, 1.0))
-    assert (eta[0] - eta[1]) @ V != 0
+    # under s2, adding t V to the believed orders raises the expected profit linearly in t
+    # (per unit: E[q_1 | s2] > 0); sizes t and 2t on independent noise samples
+    W0 = belief[:, 1]
+
+    def gain(t, noise):
+        return (insider_profit(W0 + t * V, 1, eta, 1.0, belief, noise=noise)[0]
+                - insider_profit(W0, 1, eta, 1.0, belief, noise=noise)[0])
+
+    noise_a, noise_b = normal_noise(np.ones(3), seed=0), normal_noise(np.ones(3), seed=1)
+    per_unit = (eta[1] - state_prices(W0 + noise_a, eta, belief, 1.0)) @ V    # draw by draw
+    se = per_unit.std() / math.sqrt(per_unit.size)                            # i.i.d. bound
+    t = 100.0
+    g1, g2 = gain(t, noise_a), gain(2 * t, noise_b)
+    assert g1 > 10 * t * se and g1 / t == pytest.approx(per_unit.mean(), rel=1e-9)
+    assert abs(g2 - 2 * g1) < 4 * math.sqrt(5) * t * se
 
 
 def test_kyle_1985_is_the_single_market_case_with_a_discretised_normal_prior():

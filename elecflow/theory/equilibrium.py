@@ -27,13 +27,23 @@ i.e. the centred distributions ``eta_k - mean(eta)`` form a regular simplex in t
 
     W*_k = (alpha*(K) / sqrt(g)) Sigma^2 eta' Q e_k,                           (**)
 
-the posterior has Prop. 7.7's law and ``I(K)`` is the efficiency. The paper's eq. (37),
-``W*_k = alpha* eta' L^{-1} Q e_k`` with ``L^2 = eta Sigma^{-2} eta'``, coincides with
-(**) only when ``sigma`` is constant and ``eta eta' = a I + b 11'``. Otherwise a belief of
-the form (37) leaves the insider a portfolio that moves no price but earns ("zero price
-impact, non-zero payoff", the situation Theorem 5.4 rules out): the step from (A.10) to
-(27) in the paper's proof replaces ``L^2 d`` by ``d_hat = L d`` in the payoff, which is
-only valid for ``L`` proportional to the identity on ``1^perp``.
+the posterior has Prop. 7.7's law and ``I(K)`` is the efficiency (this is an equilibrium,
+the symmetric one; uniqueness is not shown). The paper's eq. (37),
+``W*_k = alpha* eta' L^{-1} Q e_k`` with ``L^2 = eta Sigma^{-2} eta'``, equals (**) iff
+``Sigma^2 eta' Q / sqrt(g) = eta' L^{-1} Q``. With constant ``sigma`` this means
+``eta eta' = a I + b 11'``; with varying ``sigma`` it can also hold, e.g. disjoint supports
+with ``sigma`` constant on each support and ``sigma_k |eta_k|`` equal. Otherwise (37) is
+generally not an equilibrium: in the tested cases the belief (37) leaves the insider a
+portfolio that moves no price but earns ("zero price impact, non-zero payoff", the
+situation Theorem 5.4 rules out); where there is no such portfolio the first-order
+condition fails, and profit can still be unbounded by pushing the posterior onto one
+story. What fails in the paper is Theorem 6.2's isomorphism, the second sentence of
+Theorem 6.5 and Corollary 6.3 (the canonical-game statement of Theorem 6.5 is fine): with
+``sigma = 1`` (constant ``sigma`` up to a factor ``sigma^2``) the step from (A.10) to (27)
+replaces ``L^2 d`` by ``d_hat = L d`` in the payoff, which is only valid for ``L``
+proportional to the identity on ``1^perp``; with unequal ``sigma`` (A.10) is already wrong
+(the payoff is weighted by ``eta eta'``, not ``eta Sigma^{-2} eta'``; Appendix A.5 assumes
+constant ``sigma``).
 
 Without (*) (generic distributions with K >= 3) or with a non-uniform prior the equilibrium
 is not symmetric; :func:`solve_equilibrium` finds it numerically. Whitening the noise,
@@ -47,10 +57,14 @@ conditions are::
 ``K r`` equations in the ``K r`` entries of ``B`` (one direction, adding a common ``w`` with
 ``H w`` constant, is a symmetry: it changes no posterior and no net profit; we pin it).
 The expectations use a fixed scrambled Sobol' sample (common random numbers) and the
-system is solved by scipy's least squares from the symmetric guess. The insider's
-objective is concave at such a point only by the paper's Lemma A.1 in the symmetric case;
-in general the result is verified by brute-force best responses in the original game
-(``elecflow.theory.game.best_response``, done in the tests).
+system is solved by scipy's least squares from the symmetric guess; at runtime only the
+first-order residual (<= 1e-7) is checked. The paper's Lemma A.1 (global concavity of the
+insider's objective) is false as stated: for K = 2 the canonical objective
+``J(x) = x E[p_2(x)]`` (exposure ``x Q e_1`` against the belief ``alpha* Q``) is convex
+near ``x = -3.7``. Its maximum is still at ``x = alpha*``,
+so that ``alpha* Q`` is a best response rests on numerical checks, as does every result
+here: brute-force best responses in the original game
+(``elecflow.theory.game.best_response``), run in the tests on the test cases.
 
 Library layer: numpy/scipy only.
 """

@@ -21,8 +21,11 @@ What this class computes, with the paper's numbering:
   form ``(alpha*(K)/sqrt(g)) Sigma^2 eta' Q`` when the centred stories form a regular simplex
   in the ``Sigma^2`` metric (always for K = 2) and the prior is uniform, numerically
   otherwise; ``paper_demand()`` is eq. (37) as printed, ``alpha* eta' L^+ Q`` (with the
-  payoff rescaling of Assumption 1 for a non-uniform prior), kept for comparison: it is an
-  equilibrium only for constant sigma and ``eta eta' = aI + b11'``;
+  payoff rescaling of Assumption 1 for a non-uniform prior), kept for comparison: it is
+  generally not an equilibrium, and equals the closed form iff
+  ``Sigma^2 eta' Q / sqrt(g) = eta' L^{-1} Q`` (with constant sigma: ``eta eta' = aI + b11'``;
+  with varying sigma it can also hold, e.g. disjoint supports with sigma constant on each
+  support and ``sigma_k |eta_k|`` equal);
 - ``posterior(omega)``, ``prices(omega)``, ``sample_order_flow(k, n, rng)``: the posterior
   (Prop. 7.7's logistic-normal law in the symmetric case) and the pricing kernel over
   simulated order flow;

@@ -67,6 +67,32 @@ def _psd_sqrt(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return (V * root) @ V.T, (V * inv) @ V.T
 
 
+
+def validated_noise_and_prior(sigma, prior, K: int, N: int, samples: int, n_name: str = "N"):
+    """``(sigma, prior)`` as float arrays of lengths ``N`` and ``K`` (a scalar sigma is spread
+    over the ``N`` markets; no prior is uniform), with a ValueError naming what is wrong."""
+    s = np.asarray(sigma, dtype=np.float64)
+    if s.ndim == 0:
+        s = np.full(N, float(s))
+    if s.shape != (N,):
+        raise ValueError(f"sigma must be a scalar or have length {n_name} = {N} (got shape {s.shape})")
+    if not (np.all(np.isfinite(s)) and np.all(s > 0.0)):
+        raise ValueError("sigma must be finite and > 0")
+    if prior is None:
+        p = np.full(K, 1.0 / K)
+    else:
+        p = np.asarray(prior, dtype=np.float64)
+        if p.shape != (K,):
+            raise ValueError(f"prior must have length K = {K} (got shape {p.shape})")
+        if not (np.all(np.isfinite(p)) and np.all(p > 0.0)):
+            raise ValueError("prior probabilities must be finite and > 0")
+        if abs(p.sum() - 1.0) > 1e-9:
+            raise ValueError(f"prior must sum to 1 (got {p.sum()!r})")
+    if samples < 2:
+        raise ValueError("samples must be >= 2")
+    return s, p
+
+
 class ADKyleModel:
     """The general model of the paper for a payoff matrix, noise intensities and a prior.
 
@@ -107,25 +133,7 @@ class ADKyleModel:
             raise ValueError(f"every row of eta must sum to 1 within {ROW_SUM_TOL:g} (got {sums.tolist()})")
         if np.all(e == e[0]):
             raise ValueError("all rows of eta are the same distribution: there is nothing to be informed about")
-        s = np.asarray(sigma, dtype=np.float64)
-        if s.ndim == 0:
-            s = np.full(N, float(s))
-        if s.shape != (N,):
-            raise ValueError(f"sigma must be a scalar or have length N = {N} (got shape {s.shape})")
-        if not (np.all(np.isfinite(s)) and np.all(s > 0.0)):
-            raise ValueError("sigma must be finite and > 0")
-        if prior is None:
-            p = np.full(K, 1.0 / K)
-        else:
-            p = np.asarray(prior, dtype=np.float64)
-            if p.shape != (K,):
-                raise ValueError(f"prior must have length K = {K} (got shape {p.shape})")
-            if not (np.all(np.isfinite(p)) and np.all(p > 0.0)):
-                raise ValueError("prior probabilities must be finite and > 0")
-            if abs(p.sum() - 1.0) > 1e-9:
-                raise ValueError(f"prior must sum to 1 (got {p.sum()!r})")
-        if samples < 2:
-            raise ValueError("samples must be >= 2")
+        s, p = validated_noise_and_prior(sigma, prior, K, N, samples, "N")
         self._eta, self._sigma, self._prior = e.copy(), s.copy(), p.copy()
         for a in (self._eta, self._sigma, self._prior):
             a.setflags(write=False)

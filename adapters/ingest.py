@@ -45,7 +45,8 @@ from elecflow.adapters.vendors import (
 )
 
 PARTITION_COLUMN: dict[str, str] = {"quotes": "symbol", "trades": "symbol", "nbbo_1s": "symbol",
-                                    "option_quotes": "underlying", "kalshi_trades": "contract"}
+                                    "option_quotes": "underlying", "kalshi_trades": "contract",
+                                    "option_trades": "underlying"}
 
 # Staged partitions are written, and merged back, in row groups of about this many rows. The
 # merge holds about one row group per partition: 40 tickers x 16k x ~100 B = 64 MB for quotes.
@@ -292,8 +293,8 @@ def _process_batch(source: SourceFile, batch: CanonicalBatch, filt: IngestFilter
     if filt.end_ns is not None:
         skip[parsed & (cols["time"] >= filt.end_ns) & (skip == "")] = "outside_window"
     if stream in ("quotes", "trades", "nbbo_1s") and filt.symbols is not None:
-        skip[parsed & ~np.isin(cols["symbol"], list(filt.symbols)) & (skip == "")] = "out_of_universe"
-    if stream == "option_quotes" and filt.underlyings is not None:
+        skip[parsed & ~_in_set(cols["symbol"], filt.symbols) & (skip == "")] = "out_of_universe"
+    if stream in ("option_quotes", "option_trades") and filt.underlyings is not None:
         skip[parsed & ~np.isin(cols["underlying"], list(filt.underlyings)) & (skip == "")] = "out_of_universe"
     if stream == "kalshi_trades" and filt.kalshi_contracts is not None:
         skip[parsed & ~np.isin(cols["contract"], list(filt.kalshi_contracts)) & (skip == "")] = "other_contract"
@@ -323,6 +324,20 @@ def _process_batch(source: SourceFile, batch: CanonicalBatch, filt: IngestFilter
     return _canonical_table(stream, cols, keep)
 
 
+def _in_set(values: np.ndarray, allowed: frozenset) -> np.ndarray:
+    """``np.isin(values, allowed)`` for an object array of strings, by hashing (pyarrow).
+
+    ``np.isin`` on object arrays compares every row with every allowed value: measured 1 s
+    per 500k rows against the 300 tickers of the factor universe, 40x slower than this.
+    Nulls are not in the set.
+    """
+    try:
+        return pc.is_in(pa.array(values, pa.string()), value_set=pa.array(sorted(allowed), pa.string())
+                        ).to_numpy(zero_copy_only=False).astype(bool)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):  # non-string values: the generic path
+        return np.isin(values, list(allowed))
+
+
 def _stateless_rules(stream: str, cols: dict) -> list:
     if stream == "quotes":
         return quality.equity_quote_failures(cols["bid_price"], cols["ask_price"], cols["bid_size"], cols["ask_size"])
@@ -336,6 +351,8 @@ def _stateless_rules(stream: str, cols: dict) -> list:
                                              cols["strike"], cols["right"])
     if stream == "kalshi_trades":
         return quality.kalshi_trade_failures(cols["price"] * 100.0, cols["count"])
+    if stream == "option_trades":
+        return quality.option_trade_failures(cols["price"], cols["size"], cols["strike"], cols["right"])
     raise ValueError(stream)
 
 

@@ -7,6 +7,8 @@ and writes, under ``out_dir`` (docs/synthetic-day.md, "Files")::
     polygon/us_stocks_sip/trades_v1/2024/11/2024-11-05.csv.gz   polygon_trades
     nbbo_1s/2024-11-05.parquet                                  nbbo_1s
     thetadata/<ROOT>_20241115_20241105.csv | .parquet           thetadata_raw | thetadata_formatted
+    thetadata_trades/<ROOT>_20241115_20241105.csv               thetadata_trades (impact_underlyings: the
+                                                                informed option market, elecflow.synth.impact)
     kalshi/trade_data_YYYY-MM-DD.json | trades_PRES-2024.json   kalshi_daily_report | kalshi_rest
     ground_truth/*.parquet, params.json
     manifest.json
@@ -50,7 +52,8 @@ POLYGON_TRADE_COLUMNS = ("ticker", "conditions", "correction", "exchange", "id",
                          "sequence_number", "sip_timestamp", "size", "tape", "trf_id", "trf_timestamp")
 THETADATA_RAW_COLUMNS = ("root", "exp", "strike", "right", "date", "ms_of_day", "bid_size", "bid_exchange", "bid",
                          "bid_condition", "ask_size", "ask_exchange", "ask", "ask_condition")
-STREAMS = ("quotes", "trades", "nbbo_1s", "option_quotes", "kalshi_trades")
+# option_trades: the simulated informed option market (elecflow.synth.impact), no injected defects
+STREAMS = ("quotes", "trades", "nbbo_1s", "option_quotes", "kalshi_trades", "option_trades")
 
 
 def quotes_path(date: dt.date = DAY) -> str:
@@ -69,6 +72,15 @@ QUOTES_PATH = quotes_path(DAY)  # the Election Day's files
 TRADES_PATH = trades_path(DAY)
 NBBO_PATH = nbbo_path(DAY)
 KALSHI_REST_PATH = "kalshi/trades_PRES-2024.json"
+# The broad factor universe (docs/factors.md): its own 1 s NBBO file and the factor weights,
+# in a folder the replay's vendor discovery leaves to the factor pipeline.
+FACTOR_UNIVERSE_DIR = "factor_universe"
+FACTOR_WEIGHTS_PATH = f"{FACTOR_UNIVERSE_DIR}/ff_factor_weights.json"
+FACTOR_TRUTH_NAMES = ("ff_universe", "ff_factors")  # ground_truth/<name>.parquet, plus ff_model.json
+
+
+def factor_universe_nbbo_path(date: dt.date = DAY) -> str:
+    return f"{FACTOR_UNIVERSE_DIR}/nbbo_1s/{date.isoformat()}.parquet"
 PARQUET_COMPRESSION = "zstd"
 # CSV cells holding commas are written with these sentinel characters and fixed up afterwards
 # (pyarrow's CSV writer would otherwise quote every string, header included).
@@ -317,6 +329,9 @@ def write_synthetic_day(config: SyntheticDayConfig, out_dir: Path, progress: boo
     out_dir.mkdir(parents=True, exist_ok=True)
     n_truth = len(_truth_names(config.is_normal)) if config.write_ground_truth else 0
     n_files = 3 + len(config.option_underlyings) + (0 if config.is_normal else 1) + n_truth + 1
+    if config.factor_universe_size:  # the universe's two vendor files and its three truth files
+        n_files += 1 + (len(FACTOR_TRUTH_NAMES) + 1 if config.write_ground_truth else 0)
+    n_files += len(config.impact_underlyings) + (1 if config.impact_underlyings and config.write_ground_truth else 0)
     bar = None
     if progress:
         from tqdm import tqdm
@@ -373,6 +388,9 @@ def _write_all(day: SyntheticDay, out_dir: Path, tick: Callable[[str], None]) ->
     write_parquet_atomic(day.nbbo, out_dir / nbbo_rel)
     files.append({"path": nbbo_rel, "format": "nbbo_1s", "rows": day.nbbo.num_rows})
     tick("nbbo file")
+    universe_files = _write_factor_universe(day, out_dir) if day.universe is not None else []
+    if universe_files:
+        tick("factor universe files")
 
     # ---- ThetaData
     fmt = "thetadata_raw" if cfg.option_format == "raw" else "thetadata_formatted"
@@ -387,6 +405,10 @@ def _write_all(day: SyntheticDay, out_dir: Path, tick: Callable[[str], None]) ->
             if entry["stream"] == "option_quotes" and entry["underlying"] == sym:
                 defect_rows.append({**entry, "path": rel})
         tick(f"options file {sym}")
+
+    # ---- the simulated informed option market: ThetaData quotes and signed trades per root
+    impact_files, impact_truth_files, impact_rows = _write_impact_markets(day, out_dir, tick)
+    files += impact_files
 
     # ---- Kalshi (Election Day only: a normal day has no Kalshi files)
     bad = day.kalshi_bad
@@ -414,8 +436,13 @@ def _write_all(day: SyntheticDay, out_dir: Path, tick: Callable[[str], None]) ->
             tick(name)
         write_json_atomic(day.params, out_dir / "ground_truth/params.json")
         truth_files.append({"path": "ground_truth/params.json", "rows": None})
+        if day.universe is not None:
+            truth_files += _write_factor_truth(day, out_dir, tick)
+    truth_files += impact_truth_files  # empty without ground truth or informed market
 
     defects = {s: dict(day.params["defects"].get(s, {})) for s in STREAMS}
+    # clean rows per stream: the generator's (as params.json records them) plus the informed market's
+    clean_rows = {s: int(day.clean_rows.get(s, 0)) + impact_rows.get(s, 0) for s in STREAMS}
     manifest = {"seed": cfg.seed}
     if day.is_normal:  # absent on the Election Day, whose manifest predates normal days: read as election, 11-05
         manifest.update({"day_kind": day.day_kind, "trading_date": date.isoformat()})
@@ -423,15 +450,97 @@ def _write_all(day: SyntheticDay, out_dir: Path, tick: Callable[[str], None]) ->
         "generated_with": cfg.manifest_dump(),
         "files": files,
         "defects": defects,
-        "clean_rows": {s: int(day.clean_rows[s]) for s in STREAMS},
+        "clean_rows": clean_rows,
         "ground_truth_files": truth_files,
         "defect_rows": defect_rows,
-        "reasons_by_stream": {s: list(REASONS_BY_STREAM[s]) for s in STREAMS},
+        "reasons_by_stream": {s: list(REASONS_BY_STREAM.get(s, ())) for s in STREAMS},
     })
-    _remove_stale(out_dir, previous, {f["path"] for f in files} | {f["path"] for f in truth_files})
+    if day.impact_markets:
+        # clean_rows above include these rows; params.json (the generator's record) does not
+        manifest["impact_markets"] = {
+            sym: {"root": sim.root, "period_seconds": sim.params["period_ms"] / 1000.0, "periods": sim.n_periods,
+                  "contracts": sim.n_contracts, "session_story": sim.model.stories.names[sim.session_story],
+                  "option_quotes": int(sim.quote_ms.size * sim.n_contracts),
+                  "option_trades": int(np.count_nonzero(sim.order_flow))}
+            for sym, sim in day.impact_markets.items()}
+    if universe_files:  # a section of its own: files, clean_rows and defects above stay the 40's
+        manifest["factor_universe"] = {"stocks": day.universe.design.size, "files": universe_files}
+    _remove_stale(out_dir, previous, {f["path"] for f in files} | {f["path"] for f in truth_files}
+                  | {f["path"] for f in universe_files})
     write_json_atomic(manifest, out_dir / "manifest.json")
     tick("manifest")
     return manifest
+
+
+def _write_factor_universe(day: SyntheticDay, out_dir: Path) -> list[dict]:
+    """The universe's vendor files: its 1 s NBBO and the factor weights (factor -> ticker -> weight)."""
+    ud = day.universe
+    rel = factor_universe_nbbo_path(day.trading_date)
+    write_parquet_atomic(ud.nbbo, out_dir / rel)
+    write_json_atomic(ud.design.weights_json(), out_dir / FACTOR_WEIGHTS_PATH)
+    return [{"path": rel, "format": "nbbo_1s", "rows": ud.nbbo.num_rows},
+            {"path": FACTOR_WEIGHTS_PATH, "format": "ff_factor_weights", "rows": None}]
+
+
+def _write_factor_truth(day: SyntheticDay, out_dir: Path, tick: Callable[[str], None]) -> list[dict]:
+    from elecflow.synth.factor_universe import factor_returns_table, model_json, universe_table
+
+    out = []
+    tables = {"ff_universe": universe_table(day.universe.design),
+              "ff_factors": factor_returns_table(day.universe, day.window_ns)}
+    for name in FACTOR_TRUTH_NAMES:
+        rel = f"ground_truth/{name}.parquet"
+        write_parquet_atomic(tables[name], out_dir / rel)
+        out.append({"path": rel, "rows": tables[name].num_rows})
+        tick(name)
+    write_json_atomic(model_json(day.universe.design, day.config.risk_free_rate), out_dir / "ground_truth/ff_model.json")
+    out.append({"path": "ground_truth/ff_model.json", "rows": None})
+    tick("ff_model")
+    return out
+
+
+def _write_impact_markets(day: SyntheticDay, out_dir: Path, tick: Callable[[str], None]
+                          ) -> tuple[list[dict], list[dict], dict[str, int]]:
+    """The informed option markets (elecflow.synth.impact): each root's ThetaData quotes and
+    signed trades via ``write_option_market``, its own ground truth, and for all of them
+    ``ground_truth/impact_truth.json`` (summary and matrices per underlying) and
+    ``ground_truth/impact_truth.parquet`` (the theoretical matrix, long form). Returns the
+    vendor-file entries, the truth-file entries and the clean rows per stream."""
+    from elecflow.synth.impact import impact_truth
+    from elecflow.theory.simulator import write_option_market
+
+    cfg = day.config
+    files, truth, rows = [], [], {"option_quotes": 0, "option_trades": 0}
+    quote_format = "thetadata_raw" if cfg.option_format == "raw" else "thetadata_formatted"
+    summaries, tables = {}, []
+    for sym, sim in day.impact_markets.items():
+        written = write_option_market(sim, out_dir, quote_format=cfg.option_format)
+        for rel, n in written.items():
+            if rel.startswith("thetadata/"):
+                files.append({"path": rel, "format": quote_format, "rows": n})
+                rows["option_quotes"] += n
+            elif rel.startswith("thetadata_trades/"):
+                files.append({"path": rel, "format": "thetadata_trades", "rows": n})
+                rows["option_trades"] += n
+            elif cfg.write_ground_truth:
+                truth.append({"path": rel, "rows": None if rel.endswith(".json") else n})
+            else:  # the simulator always writes its truth: drop it when none was asked for
+                (out_dir / rel).unlink(missing_ok=True)
+        if not cfg.write_ground_truth and (out_dir / "ground_truth").is_dir() \
+                and not any((out_dir / "ground_truth").iterdir()):
+            (out_dir / "ground_truth").rmdir()
+        summary, table = impact_truth(sim)
+        summaries[sym] = summary
+        tables.append(pa.table(table))
+        tick(f"impact files {sym}")
+    if cfg.write_ground_truth and summaries:
+        write_json_atomic({"underlyings": summaries}, out_dir / "ground_truth/impact_truth.json")
+        table = pa.concat_tables(tables)
+        write_parquet_atomic(table, out_dir / "ground_truth/impact_truth.parquet")
+        truth += [{"path": "ground_truth/impact_truth.json", "rows": None},
+                  {"path": "ground_truth/impact_truth.parquet", "rows": table.num_rows}]
+        tick("impact truth")
+    return files, truth, rows
 
 
 def _public(entry: dict) -> dict:
@@ -446,6 +555,7 @@ def _previous_files(out_dir: Path) -> set[str]:
     except (OSError, ValueError):
         return set()
     paths = {f.get("path") for f in old.get("files", [])} | {f.get("path") for f in old.get("ground_truth_files", [])}
+    paths |= {f.get("path") for f in (old.get("factor_universe") or {}).get("files", [])}
     return {p for p in paths if isinstance(p, str)}
 
 
@@ -513,4 +623,5 @@ def _is_complete(folder: Path, cfg: SyntheticDayConfig) -> bool:
     if old.get("generated_with") != cfg.manifest_dump():
         return False
     listed = [f.get("path") for f in old.get("files", [])] + [f.get("path") for f in old.get("ground_truth_files", [])]
+    listed += [f.get("path") for f in (old.get("factor_universe") or {}).get("files", [])]
     return all(isinstance(p, str) and (folder / p).is_file() for p in listed)

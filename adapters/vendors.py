@@ -16,6 +16,7 @@ polygon_trades         trades          Polygon flat file ``us_stocks_sip/trades_
 nbbo_1s                nbbo_1s         1-second downsampled NBBO (right-endpoint timestamps)
 thetadata_raw          option_quotes   ThetaData quote snapshots, raw fields
 thetadata_formatted    option_quotes   ThetaData snapshots as formatted by the public project
+thetadata_trades       option_trades   ThetaData option trade ticks (+ optional aggressor ``side``)
 kalshi_daily_report    kalshi_trades   ``trade_data_YYYY-MM-DD.json`` public daily report
 kalshi_rest            kalshi_trades   REST ``/trades`` responses (``{"trades": [...]}``)
 =====================  ==============  ====================================================
@@ -100,6 +101,17 @@ FORMATS: dict[str, FormatSpec] = {
                       "bid_size", "ask_size"),
             signature=("symbol", "timestamp", "underlying", "expiration", "strike", "right"),
         ),
+        # ThetaData's option trade ticks (v2 hist/option/trade fields behind the contract columns of
+        # its bulk responses), as the informed-market simulator writes them (elecflow.theory.simulator):
+        # `side` (B/S) is optional, real prints are unsigned. The expiry column is `expiration`: with
+        # the quote files' `exp` a trade file would look like a thetadata_raw quote file.
+        FormatSpec(
+            "thetadata_trades",
+            "option_trades",
+            required=("root", "expiration", "strike", "right", "date", "ms_of_day", "price", "size"),
+            signature=("root", "expiration", "strike", "right", "ms_of_day", "price", "size", "sequence",
+                       "condition"),
+        ),
         FormatSpec(
             "kalshi_daily_report",
             "kalshi_trades",
@@ -115,7 +127,7 @@ FORMATS: dict[str, FormatSpec] = {
     )
 }
 
-STREAMS: tuple[str, ...] = ("quotes", "trades", "nbbo_1s", "option_quotes", "kalshi_trades")
+STREAMS: tuple[str, ...] = ("quotes", "trades", "nbbo_1s", "option_quotes", "kalshi_trades", "option_trades")
 
 # Canonical Arrow schemas: column names and types equal the csp.Struct fields in
 # elecflow.schema, so csp's Parquet reader fills the structs without a field map.
@@ -135,10 +147,14 @@ CANONICAL_SCHEMAS: dict[str, pa.Schema] = {
                                 ("ask_size", pa.float64())]),
     "kalshi_trades": pa.schema([("time", _TS), ("contract", pa.string()), ("price", pa.float64()),
                                 ("count", pa.int64()), ("taker_side", pa.string()), ("trade_id", pa.string())]),
+    "option_trades": pa.schema([("time", _TS), ("contract", pa.string()), ("underlying", pa.string()),
+                                ("expiry", pa.date32()), ("strike", pa.float64()), ("right", pa.string()),
+                                ("price", pa.float64()), ("size", pa.float64()), ("side", pa.int64()),
+                                ("exchange", pa.int64()), ("condition", pa.int64()), ("sequence", pa.int64())]),
 }
 # The column that defines "the same instrument" for ordering and duplicate checks.
 KEY_COLUMN: dict[str, str] = {"quotes": "symbol", "trades": "symbol", "nbbo_1s": "symbol",
-                              "option_quotes": "contract", "kalshi_trades": "contract"}
+                              "option_quotes": "contract", "kalshi_trades": "contract", "option_trades": "contract"}
 
 # ThetaData option roots that differ from the Polygon ticker of the underlying.
 OPTION_ROOT_TO_TICKER: dict[str, str] = {"BRKB": "BRK.B", "BFB": "BF.B"}
@@ -261,7 +277,10 @@ def discover(data_dir: Path) -> tuple[list[SourceFile], list[Path]]:
         raise VendorFileError(f"{data_dir}: not a directory")
     found, unknown = [], []
     for path in sorted(p for p in data_dir.rglob("*") if p.is_file() and _is_data_file(p)):
-        if "ground_truth" in path.parts or path.name == "manifest.json":
+        # factor_universe/: the broad Fama-French universe's own 1 s NBBO and weights, read by the
+        # factor pipeline (elecflow.adapters.factors), not replayed as the 40's streams
+        if ("ground_truth" in path.parts or "factor_universe" in path.relative_to(data_dir).parts
+                or path.name == "manifest.json"):
             continue
         fmt, missing = sniff_format(path)
         if fmt is None:
@@ -673,6 +692,56 @@ def _to_canonical_thetadata_formatted(b: pa.RecordBatch) -> tuple[dict, np.ndarr
     return cols, codes
 
 
+# Aggressor side of an option print: B/BUY +1, S/SELL -1; empty or absent 0 (unsigned, the
+# rule for real ThetaData prints, which the graph signs by the quote rule).
+_SIDE_CODES = {"B": 1, "BUY": 1, "S": -1, "SELL": -1, "": 0}
+
+
+def _trade_sides(b: pa.RecordBatch) -> tuple[np.ndarray, np.ndarray]:
+    """Signs from the optional ``side`` column and a mask of values that are not a side."""
+    if "side" not in b.schema.names:
+        return np.zeros(b.num_rows, dtype=np.int64), np.zeros(b.num_rows, dtype=bool)
+    text = pc.fill_null(pc.utf8_upper(pc.utf8_trim_whitespace(pc.cast(_combine(b.column("side")), pa.string()))), "")
+    values = text.to_numpy(zero_copy_only=False)
+    side = np.array([_SIDE_CODES.get(v, 0) for v in values], dtype=np.int64)
+    bad = np.array([v not in _SIDE_CODES for v in values], dtype=bool)
+    return side, bad
+
+
+def _to_canonical_thetadata_trades(b: pa.RecordBatch) -> tuple[dict, np.ndarray]:
+    """Option trade ticks (ThetaData fields; ``side`` optional, ``bad_side`` when it is not one)."""
+    codes = _codes(b.num_rows)
+    root, r_missing = _as_str(b.column("root"))
+    exp, e_bad = _as_int(b.column("expiration"))
+    date, d_bad = _as_int(b.column("date"))
+    ms, ms_bad = _as_int(b.column("ms_of_day"))
+    strike_milli, k_bad = _as_int(b.column("strike"))
+    right, rt_missing = _as_str(b.column("right"))
+    right = np.array([r.strip().upper()[:1] for r in right], dtype=object) if right.size else right
+    _mark(codes, r_missing | e_bad | d_bad | ms_bad | k_bad | rt_missing, "missing_value")
+    exp_days, exp_bad = _yyyymmdd_to_date_days(exp)
+    date_days, date_bad = _yyyymmdd_to_date_days(date)
+    _mark(codes, exp_bad | date_bad | (ms < 0) | (ms >= 86_400_000), "bad_timestamp")
+    time = _ny_local_to_utc_ns(date_days * 86_400_000_000_000 + ms * 1_000_000)
+    price, p_bad = _as_float(b.column("price"))
+    size, s_bad = _as_float(b.column("size"))
+    names = b.schema.names
+    optional = {c: _as_int(b.column(c), default=0) if c in names else (np.zeros(b.num_rows, dtype=np.int64),
+                                                                        np.zeros(b.num_rows, dtype=bool))
+                for c in ("exchange", "condition", "sequence")}
+    _mark(codes, p_bad | s_bad | optional["exchange"][1] | optional["condition"][1] | optional["sequence"][1],
+          "malformed_record")
+    side, side_bad = _trade_sides(b)
+    _mark(codes, side_bad, "bad_side")
+    underlying = np.array([OPTION_ROOT_TO_TICKER.get(r, r) for r in root], dtype=object)
+    contract = _occ_symbols(root, exp % 1_000_000, np.where(codes == 0, right, "X"), strike_milli)
+    cols = {"time": time, "contract": contract, "underlying": underlying, "expiry": exp_days,
+            "strike": strike_milli / 1000.0, "right": right, "price": price, "size": size, "side": side,
+            "exchange": optional["exchange"][0], "condition": optional["condition"][0],
+            "sequence": optional["sequence"][0]}
+    return cols, codes
+
+
 def _kalshi_records_to_canonical(records: list, fmt: str) -> tuple[dict, np.ndarray]:
     n = len(records)
     codes = _codes(n)
@@ -752,6 +821,8 @@ def read_canonical(source: SourceFile, batch_rows: int = 500_000, size_multiplie
             cols, codes = _to_canonical_thetadata_raw(batch)
         elif fmt == "thetadata_formatted":
             cols, codes = _to_canonical_thetadata_formatted(batch)
+        elif fmt == "thetadata_trades":
+            cols, codes = _to_canonical_thetadata_trades(batch)
         else:  # pragma: no cover - FORMATS and this switch are kept in step by tests
             raise ValueError(f"no reader for format {fmt}")
         yield CanonicalBatch(cols, codes, RawRows(batch=batch), first_row=row)

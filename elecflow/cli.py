@@ -127,6 +127,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         raise _config_error(exc) from exc
     if config.data is None:
         config = config.model_copy(update={"data": ensure_embedded_day(file_cfg, args.seed, args.no_progress)})
+        if config.factors and config.factor_settings.baseline is None:  # its baseline days, like the day itself
+            config.factor_settings.generate_baseline = True
     if config.positions is not None:
         from elecflow.hedge import PositionFileError, read_positions
 

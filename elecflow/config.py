@@ -12,6 +12,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from elecflow.factors.settings import FactorConfig
+from elecflow.leadership.groups import LeadershipConfig
+from elecflow.impact_stream import ImpactConfig
 from elecflow.universe import ETFS, STOCKS
 
 ELECTION_DAY = dt.date(2024, 11, 5)
@@ -63,6 +66,22 @@ class ReplayConfig(BaseModel):
     kalshi_warmup_fills: int = Field(500, ge=20, description="fills used to estimate the filter's noise parameters")
     quote_delay_ms: float = Field(0.0, ge=0, description="trades are signed against the quote in force this "
                                                          "long before them (Lee-Ready's quote delay)")
+    leadership: bool = Field(True, description="price discovery per group, lead-lag and the sweep-leadership "
+                                               "regression (docs/leadership.md)")
+    leadership_settings: LeadershipConfig = Field(default_factory=LeadershipConfig,
+                                                  description="groups, windows and cadences of the leadership "
+                                                              "streams ([replay.leadership_settings] in TOML)")
+    factors: bool = Field(True, description="Fama-French factor returns, betas, systematic/idiosyncratic variance "
+                                            "and ETF replication (docs/factors.md); needs a factor universe")
+    factor_settings: FactorConfig = Field(default_factory=FactorConfig,
+                                          description="universe, baseline days, interval and windows of the factor "
+                                                      "streams ([replay.factor_settings] in TOML)")
+    impact: bool | None = Field(None, description="cross impact of option order flow: eq. (45), straddle and "
+                                                  "portfolio statistics, smile curvature (docs/theory.md); "
+                                                  "default: on when the data has option trades")
+    impact_settings: ImpactConfig = Field(default_factory=ImpactConfig,
+                                          description="underlyings, contracts, period, window and cadence of the "
+                                                      "cross-impact streams ([replay.impact_settings] in TOML)")
 
     @field_validator("start", "end")
     @classmethod

@@ -34,6 +34,9 @@ REASONS: tuple[str, ...] = (
     "unknown_condition",  # condition id not in the Polygon table (elecflow/data)
     "duplicate",  # exact copy of the previous accepted row of the same key
     "out_of_order",  # timestamp earlier than an accepted row before it of the same key
+    # option trades (thetadata_trades): appended, so the codes above keep their numbers
+    "bad_side",  # option trades: a side other than B/S (or BUY/SELL); an empty side is an unsigned print
+    "nonpositive_size",  # a print of no contracts carries no order flow
 )
 REASON_CODE: dict[str, int] = {name: code for code, name in enumerate(REASONS)}
 
@@ -82,6 +85,18 @@ def option_quote_failures(bid, ask, bid_size, ask_size, strike, right) -> list:
         ("negative_size", (bid_size < 0) | (ask_size < 0) | np.isnan(bid_size) | np.isnan(ask_size)),
         # ask == 0 means no offer; a positive bid against no offer is as bad as a crossed book
         ("option_bid_above_ask", bid > ask),
+    ]
+
+
+def option_trade_failures(price, size, strike, right) -> list:
+    """Stateless rules for an option trade print (an unparsable side is caught by the reader)."""
+    right = np.asarray(right, dtype=object)
+    return [
+        ("bad_right", ~((right == "C") | (right == "P"))),
+        ("nonpositive_strike", ~(strike > 0)),
+        ("nan_price", np.isnan(price)),
+        ("nonpositive_price", price <= 0),
+        ("nonpositive_size", ~(size > 0)),
     ]
 
 

@@ -70,6 +70,23 @@ class OptionQuote(csp.Struct):
     ask_size: float
 
 
+class OptionTrade(csp.Struct):
+    """One option trade print (ThetaData option trade ticks, ``thetadata_trades``)."""
+
+    time: dt.datetime  # trade time, UTC (vendor's New York ms_of_day converted)
+    contract: str  # OCC symbol, as for quotes
+    underlying: str  # equity ticker as Polygon spells it
+    expiry: dt.date
+    strike: float  # dollars
+    right: str  # "C" or "P"
+    price: float
+    size: float  # contracts
+    side: int  # aggressor: +1 buy, -1 sell, 0 unsigned (the vendor gave no side: real prints)
+    exchange: int
+    condition: int
+    sequence: int
+
+
 class KalshiTrade(csp.Struct):
     """One Kalshi fill."""
 
@@ -92,6 +109,7 @@ class ReplayClock(csp.Struct):
     nbbo_1s: int
     option_quotes: int
     kalshi_trades: int
+    option_trades: int  # unset (None on the dashboard) where a clock is built without it
 
 
 class MinuteBar(csp.Struct):
@@ -270,3 +288,202 @@ class ElectionHedge(csp.Struct):
     market_value: float
     status: str  # "ok", or what the row is waiting for
 
+
+# ---- leadership (docs/leadership.md, "In the replay graph"): rows with scope "window" are the
+# rolling estimate ending at `time`; rows with scope "regime" aggregate the pure windows (lying
+# entirely in `regime`) seen so far, so the last such row per key is the regime's figure.
+
+
+class PriceDiscovery(csp.Struct):
+    """Price-discovery shares of one member of one group (output stream ``price_discovery``)."""
+
+    time: dt.datetime  # end of the window (its last 1 s grid row)
+    scope: str  # "window" | "regime"
+    group: str
+    member: str  # ticker, NAV:<ETF>, KALSHI or ELECTION
+    n_members: int
+    regime: str  # pre_open | regular | close | after_hours | results_night | closed
+    regime_fraction: float  # share of the window inside `regime` (1 on regime rows)
+    windows: int  # 1 on window rows; pure windows averaged on regime rows
+    window_seconds: float  # span of the window's rows
+    nobs: int  # VECM equations per window
+    is_lower: float  # Hasbrouck information share bounds (min / max over Cholesky orderings)
+    is_upper: float
+    is_mid: float
+    mis: float  # Lien-Shrestha modified information share
+    cs: float  # Gonzalo-Granger component share
+    ils: float  # Putnins information leadership share
+    leader_fraction: float  # share of windows in which this member has the largest IS midpoint
+    coint_rank: int  # Johansen trace-test rank of the window (5 %), -1 unknown / on regime rows
+    coint_fraction: float  # share of windows whose trace-test rank is n_members - 1
+    exact: bool  # Hasbrouck bounds over all orderings (False: sampled)
+    error: str  # why the window has no shares ("" if it has)
+
+
+class LeadLagEstimate(csp.Struct):
+    """Hayashi-Yoshida lead-lag of ``y`` against ``x`` on asynchronous ticks (stream ``lead_lag``).
+    A positive ``best_lag`` (seconds) and ``lead_lag_ratio > 1`` mean x leads y."""
+
+    time: dt.datetime  # end of the tick window
+    scope: str  # "window" | "regime"
+    pair: str  # "kalshi" (x = KALSHI, y = a ticker) or the group whose members x, y are
+    x: str
+    y: str
+    regime: str
+    regime_fraction: float
+    windows: int  # 1, or the non-overlapping pure windows summed on regime rows
+    window_seconds: float
+    n_x: int  # ticks used
+    n_y: int
+    best_lag: float  # argmax of |HY covariance| over the lag grid, seconds
+    best_correlation: float  # HY correlation at that lag
+    zero_lag_correlation: float
+    lead_lag_ratio: float  # Huth-Abergel: sum rho^2 (lag > 0) / sum rho^2 (lag < 0)
+
+
+class SweepLeadership(csp.Struct):
+    """Leadership measure regressed on the ISO volume share across assets (stream
+    ``sweep_leadership``): per window, and Fama-MacBeth with Newey-West errors per regime."""
+
+    time: dt.datetime
+    scope: str  # "window" | "regime"
+    measure: str  # is_mid | mis | cs | ils (group shares, group fixed effects) | kalshi_llr
+    regime: str
+    regime_fraction: float
+    window_seconds: float
+    slope: float  # per-window OLS slope, or the mean of the regime's per-window slopes
+    se: float  # cluster-robust (CR1) by group, or Newey-West of the mean
+    t_stat: float
+    n_obs: int  # observations in the window's cross-section (0 on regime rows)
+    n_groups: int  # fixed-effect groups (clusters); 0 on regime rows
+    r2: float  # within R^2 (NaN on regime rows)
+    windows: int  # 1, or per-window slopes averaged
+    nw_lags: int  # Newey-West bandwidth (windows' overlap in publications); 0 on window rows
+    independent_windows: float  # windows / (nw_lags + 1): how many non-overlapping windows that is
+    error: str
+
+
+# ---- Fama-French factors (issue 6; docs/factors.md). Regimes: elecflow.leadership.regimes.
+
+
+class FactorReturn(csp.Struct):
+    """The five Fama-French factor returns of one second (output stream ``factor_returns``):
+    weighted sums of the universe's 1 s mid returns, ``time`` the 1 s label (right end)."""
+
+    time: dt.datetime
+    regime: str  # pre_open | regular | close | after_hours | results_night | closed
+    mkt_rf: float  # market minus the risk-free rate
+    smb: float
+    hml: float
+    rmw: float
+    cma: float
+    n_quotes: int  # universe stocks with a row this second
+    coverage: float  # share of the market's weight whose stocks have a mid
+
+
+class FactorDecomposition(csp.Struct):
+    """One instrument's factor exposure and variance split at the end of an interval (output
+    stream ``factor_decomposition``). Variances are per interval (realised: means of squared
+    returns). ``window_*`` over the last ``window_intervals``, ``regime_*`` since the regime
+    began (one-step-ahead betas). Model in docs/factors.md."""
+
+    time: dt.datetime  # end of the interval (b - interval, b]
+    symbol: str
+    regime: str
+    interval_return: float  # NaN when the instrument had no mid at either end
+    systematic_return: float  # b_prev' x: the factor-explained part (one-step-ahead)
+    beta_mkt_rf: float  # total (Dimson: summed over lags) betas after this interval's update
+    beta_smb: float
+    beta_hml: float
+    beta_rmw: float
+    beta_cma: float
+    window_total_var: float
+    window_systematic_var: float
+    window_idiosyncratic_var: float
+    systematic_share: float  # window sys / (sys + idio)
+    regime_total_var: float
+    regime_systematic_var: float
+    regime_idiosyncratic_var: float
+    regime_intervals: int
+    baseline_idiosyncratic_var: float  # baseline days, this regime, prior betas (NaN without baseline)
+    idio_ratio_vs_baseline: float  # regime idio with the prior betas / baseline_idiosyncratic_var
+    warm: bool  # betas defined (a prior, or enough intervals)
+
+
+class EtfReplication(csp.Struct):
+    """Minimum-norm replication of one ETF by the stocks from their total betas (output stream
+    ``etf_replication``): ``w = L'(LL')^{-1} beta``. Tracking errors are per interval (sd of the
+    tracking difference) in basis points; ``*_annual`` scale them to a regular-hours year."""
+
+    time: dt.datetime
+    etf: str
+    regime: str
+    n_stocks: int
+    weight_sum: float  # the rest is cash
+    weight_norm: float  # Euclidean norm of w (what the solution minimises)
+    gross_exposure: float  # sum |w|
+    exposure_error: float  # max |L w - beta| (0 up to rounding unless the pseudo-inverse fallback ran)
+    condition: float  # condition number of L L'
+    method: str  # normal_equations | pseudo_inverse
+    tracking_error_bps: float  # ex ante: sqrt(d_ETF + sum w_j^2 d_j)
+    realized_tracking_error_bps: float  # over the decomposition window, these weights
+    tracking_error_annual: float
+    realized_tracking_error_annual: float
+
+
+class EtfReplicationWeight(csp.Struct):
+    """One stock's weight in an ETF's replica (output stream ``etf_replication_weights``)."""
+
+    time: dt.datetime
+    etf: str
+    stock: str
+    weight: float
+
+
+# ---- cross impact of option order flow (issue 7; docs/theory.md, "Simulator and streaming
+# estimator"; elecflow.impact_stream). `time` is the end of the last period in the window.
+
+
+class CrossImpact(csp.Struct):
+    """One entry of the estimated price-impact matrix of eq. (45) (output stream
+    ``cross_impact``): the response of contract i's mid to signed order flow in contract j,
+    dollars per contract, with its standard error."""
+
+    time: dt.datetime
+    underlying: str
+    expiry: dt.date
+    i: int  # row: the price (contracts ordered by strike, call before put)
+    j: int  # column: the order flow
+    contract_i: str
+    contract_j: str
+    label_i: str  # "C 046.00" style: sorts as the contracts do
+    label_j: str
+    strike_i: float
+    right_i: str
+    strike_j: float
+    right_j: str
+    impact: float  # Lambda_ij (NaN for a contract without flow variation in the window)
+    se: float
+    n: int  # periods in the window
+
+
+class ImpactStat(csp.Struct):
+    """A cross-impact statistic of one underlying (output stream ``impact_stats``), long form:
+    ``statistic`` is ``straddle`` (footnote 34, one row per strike), ``portfolio`` (footnote
+    35's CI^(m) for the theory's prescribed portfolio of story ``label``), ``wing`` (footnote
+    37's CI^wing), ``kappa`` (footnote 37's smile curvature; no se) or ``r_squared`` (mean over
+    the contracts' equations). Every row carries the fit's window, shrinkage and dof."""
+
+    time: dt.datetime
+    underlying: str
+    expiry: dt.date
+    statistic: str
+    label: str  # straddle: the strike; portfolio: the story; wing: "low | high"; kappa: the delta
+    strike: float  # straddle rows; NaN otherwise
+    value: float
+    se: float
+    n: int  # periods in the window
+    periods: int  # periods used since the contract set was chosen
+    shrinkage: float  # delta of the shrinkage toward the diagonal flow covariance (0 = OLS)
+    dof: float
+    source: str  # kappa: "chain_smile" | "quotes" | "none"; portfolio: the weights' model; else ""

@@ -209,6 +209,7 @@ TABLE_SCHEMAS: dict[str, dict[str, str]] = {
         "nbbo_1s": "integer",
         "option_quotes": "integer",
         "kalshi_trades": "integer",
+        "option_trades": "integer",
     },
 }
 
@@ -230,6 +231,12 @@ def create_default_tables(server: Any) -> None:
     server.add_table(STATES_DENSITY_TABLE, TABLE_SCHEMAS[STATES_DENSITY_TABLE], index="key")
     server.add_table(KALSHI_FILTER_TABLE, TABLE_SCHEMAS[KALSHI_FILTER_TABLE], limit=KALSHI_FILTER_LIMIT)
     server.add_table(KALSHI_SERIES_TABLE, TABLE_SCHEMAS[KALSHI_SERIES_TABLE], limit=4 * KALSHI_FILTER_LIMIT)
+    for table in LEADERSHIP_TABLES:  # price discovery, lead-lag, sweeps: latest per key (see below)
+        server.add_table(table, TABLE_SCHEMAS[table], index="key")
+    for table, kw in FACTOR_TABLES.items():  # Fama-French factors (see below)
+        server.add_table(table, TABLE_SCHEMAS[table], **kw)
+    for table, kw in IMPACT_TABLES.items():  # cross impact of option order flow (see below)
+        server.add_table(table, TABLE_SCHEMAS[table], **kw)
 
 
 # --------------------------------------------------------------------------------------
@@ -346,6 +353,7 @@ def clock_row(c: ReplayClock) -> dict[str, Any]:
         "nbbo_1s": _get(c, "nbbo_1s"),
         "option_quotes": _get(c, "option_quotes"),
         "kalshi_trades": _get(c, "kalshi_trades"),
+        "option_trades": _get(c, "option_trades"),
     }
 
 
@@ -687,3 +695,273 @@ def publish_election_states(server: object, states: ts[[ElectionState]],
     if hedge is not None:
         publish_batches(server, HEDGE_TABLE, hedge, hedge_row)
 
+
+
+# --------------------------------------------------------------------------- leadership
+# Price discovery, lead-lag and sweeps (graphs/leadership.py, docs/leadership.md). Each table
+# keeps the latest row per key; ``view`` is "latest" for the newest rolling window and the
+# regime's name for the regime aggregates, so the page shows one regime by filtering on it.
+
+from elecflow.schema import LeadLagEstimate, PriceDiscovery, SweepLeadership  # noqa: E402
+
+PRICE_DISCOVERY_TABLE = "price_discovery"
+LEAD_LAG_TABLE = "lead_lag"
+SWEEP_TABLE = "sweep_leadership"
+LEADERSHIP_TABLES = (PRICE_DISCOVERY_TABLE, LEAD_LAG_TABLE, SWEEP_TABLE)
+TABLE_SCHEMAS.update({
+    PRICE_DISCOVERY_TABLE: {
+        "key": "string", "view": "string", "group": "string", "member": "string", "time": "datetime",
+        "regime": "string", "regime_fraction": "float", "windows": "integer", "is_lower": "float",
+        "is_upper": "float", "is_mid": "float", "mis": "float", "cs": "float", "ils": "float",
+        "leader_fraction": "float", "coint_rank": "integer", "coint_fraction": "float", "error": "string",
+        "note": "string",
+    },
+    LEAD_LAG_TABLE: {
+        "key": "string", "view": "string", "pair": "string", "x": "string", "y": "string", "time": "datetime",
+        "regime": "string", "windows": "integer", "n_x": "integer", "n_y": "integer", "best_lag": "float",
+        "best_correlation": "float", "zero_lag_correlation": "float", "lead_lag_ratio": "float",
+        "leader": "string",
+    },
+    SWEEP_TABLE: {
+        "key": "string", "view": "string", "measure": "string", "time": "datetime", "regime": "string",
+        "slope": "float", "se": "float", "t_stat": "float", "n_obs": "integer", "n_groups": "integer",
+        "r2": "float", "windows": "integer", "independent_windows": "float", "error": "string",
+    },
+})
+
+
+def leadership_view(scope: str, regime: str) -> str:
+    """The page's selector value of a row: "latest" (rolling window) or the regime's name."""
+    return "latest" if scope == "window" else regime
+
+
+def price_discovery_row(r: PriceDiscovery, notes: dict | None = None) -> dict[str, Any]:
+    view = leadership_view(r.scope, r.regime)
+    row = {name: _finite(getattr(r, name)) for name in TABLE_SCHEMAS[PRICE_DISCOVERY_TABLE]
+           if name not in ("key", "view", "time", "note")}
+    row.update(key=f"{r.group}|{r.member}|{view}", view=view, time=epoch_ms(r.time),
+               note=(notes or {}).get(r.group, ""))
+    return row
+
+
+def lead_lag_row(r: LeadLagEstimate) -> dict[str, Any]:
+    view = leadership_view(r.scope, r.regime)
+    row = {name: _finite(getattr(r, name)) for name in TABLE_SCHEMAS[LEAD_LAG_TABLE]
+           if name not in ("key", "view", "time", "leader")}
+    ratio = r.lead_lag_ratio
+    leader = r.x if ratio > 1.0 else r.y if 0.0 <= ratio < 1.0 else ""  # NaN compares False: no leader
+    row.update(key=f"{r.pair}|{r.x}|{r.y}|{view}", view=view, time=epoch_ms(r.time), leader=leader)
+    return row
+
+
+def sweep_row(r: SweepLeadership) -> dict[str, Any]:
+    view = leadership_view(r.scope, r.regime)
+    row = {name: _finite(getattr(r, name)) for name in TABLE_SCHEMAS[SWEEP_TABLE] if name not in ("key", "view", "time")}
+    row.update(key=f"{r.measure}|{view}", view=view, time=epoch_ms(r.time))
+    return row
+
+
+def publish_leadership(server: object, shares: ts[[PriceDiscovery]], lead_lags: ts[[LeadLagEstimate]],
+                       sweeps: ts[[SweepLeadership]], notes: dict | None = None) -> None:
+    """The leadership panel's tables, one burst per publication (``notes``: group -> caveat)."""
+    def to_row(r: PriceDiscovery) -> dict[str, Any]:
+        return price_discovery_row(r, notes)
+
+    publish_batches(server, PRICE_DISCOVERY_TABLE, shares, to_row)
+    publish_batches(server, LEAD_LAG_TABLE, lead_lags, lead_lag_row)
+    publish_batches(server, SWEEP_TABLE, sweeps, sweep_row)
+
+
+# --------------------------------------------------------------------------- Fama-French factors
+# (graphs/factors.py, docs/factors.md): cumulative factor returns over time (one point per factor
+# and minute) and per regime, the systematic-vs-idiosyncratic heatmap (one row per instrument,
+# columns per regime), and the latest ETF replica per ETF.
+
+from elecflow.schema import EtfReplication, FactorDecomposition, FactorReturn  # noqa: E402
+from elecflow.universe import INSTRUMENTS as _INSTRUMENTS, SECONDS_PER_TRADING_YEAR as _YEAR_S  # noqa: E402
+
+FACTOR_CHART_TABLE = "factor_returns_chart"
+FACTOR_REGIME_TABLE = "factor_regimes"
+FACTOR_HEATMAP_TABLE = "factor_heatmap"
+ETF_REPLICATION_TABLE = "etf_replication"
+FACTOR_CHART_LIMIT = 20000
+FACTOR_CHART_NS = 60 * 1_000_000_000  # one chart point per factor and minute of engine time
+FACTOR_FIELDS = (("MKT-RF", "mkt_rf"), ("SMB", "smb"), ("HML", "hml"), ("RMW", "rmw"), ("CMA", "cma"))
+HEATMAP_REGIMES = ("pre_open", "regular", "close", "after_hours")  # the regimes with equity quotes
+TABLE_SCHEMAS.update({
+    FACTOR_CHART_TABLE: {"time": "datetime", "factor": "string", "regime": "string", "cumulative_bps": "float"},
+    FACTOR_REGIME_TABLE: {"key": "string", "factor": "string", "regime": "string", "time": "datetime",
+                          "seconds": "integer", "return_bps": "float", "vol_annual": "float"},
+    FACTOR_HEATMAP_TABLE: {
+        "symbol": "string", "kind": "string", "time": "datetime", "regime": "string",
+        "beta_mkt_rf": "float", "beta_smb": "float", "beta_hml": "float", "beta_rmw": "float", "beta_cma": "float",
+        "systematic_share": "float",
+        **{f"sys_share_{r}": "float" for r in HEATMAP_REGIMES},
+        **{f"idio_ratio_{r}": "float" for r in HEATMAP_REGIMES},
+    },
+    ETF_REPLICATION_TABLE: {
+        "etf": "string", "time": "datetime", "regime": "string", "n_stocks": "integer", "weight_sum": "float",
+        "weight_norm": "float", "gross_exposure": "float", "exposure_error": "float", "condition": "float",
+        "method": "string", "tracking_error_bps": "float", "realized_tracking_error_bps": "float",
+        "tracking_error_annual": "float", "realized_tracking_error_annual": "float",
+    },
+})
+FACTOR_TABLES: dict[str, dict] = {FACTOR_CHART_TABLE: {"limit": FACTOR_CHART_LIMIT}, FACTOR_REGIME_TABLE: {"index": "key"},
+                                  FACTOR_HEATMAP_TABLE: {"index": "symbol"}, ETF_REPLICATION_TABLE: {"index": "etf"}}
+
+
+class FactorChartState:
+    """Cumulative factor returns (whole run and per regime) from 1 s factor returns, turned into
+    chart rows once per minute of engine time. Cumulative returns compound the 1 s returns;
+    a regime's vol is its realised vol per second scaled to a regular-hours year."""
+
+    def __init__(self):
+        self.log_growth = np.zeros(len(FACTOR_FIELDS))
+        self.regimes: dict[str, list] = {}  # regime -> [log growth (K,), sum of squares (K,), seconds, last time]
+        self.bucket: int | None = None
+        self.last: FactorReturn | None = None
+
+    def add(self, r: FactorReturn) -> tuple[list[dict], list[dict]]:
+        f = np.array([getattr(r, name) for _, name in FACTOR_FIELDS])
+        self.log_growth += np.log1p(f)
+        acc = self.regimes.setdefault(r.regime, [np.zeros(len(f)), np.zeros(len(f)), 0, r.time])
+        acc[0] += np.log1p(f)
+        acc[1] += f * f
+        acc[2] += 1
+        acc[3] = r.time
+        self.last = r
+        bucket = datetime_to_ns_floor(r.time, FACTOR_CHART_NS)
+        if self.bucket is None or bucket != self.bucket:
+            self.bucket = bucket
+            return self.rows()
+        return [], []
+
+    def rows(self) -> tuple[list[dict], list[dict]]:
+        """The chart points now and the per-regime rows of the current regime."""
+        if self.last is None:
+            return [], []
+        t = epoch_ms(self.last.time)
+        chart = [{"time": t, "factor": name, "regime": self.last.regime, "cumulative_bps": float(np.expm1(g) * 1e4)}
+                 for (name, _), g in zip(FACTOR_FIELDS, self.log_growth)]
+        growth, squares, seconds, when = self.regimes[self.last.regime]
+        regime = [{"key": f"{name}|{self.last.regime}", "factor": name, "regime": self.last.regime,
+                   "time": epoch_ms(when), "seconds": int(seconds), "return_bps": float(np.expm1(g) * 1e4),
+                   "vol_annual": float(math.sqrt(s / seconds * _YEAR_S)) if seconds else None}
+                  for (name, _), g, s in zip(FACTOR_FIELDS, growth, squares)]
+        return chart, regime
+
+
+def datetime_to_ns_floor(t: dt.datetime, step_ns: int) -> int:
+    return (epoch_ms(t) * 1_000_000) // step_ns
+
+
+@csp.node
+def _publish_factor_returns(server: object, x: ts[[FactorReturn]]):
+    with csp.state():
+        s_chart = FactorChartState()
+        s_errors = [0]
+    with csp.stop():  # the last minute's point
+        chart, regime = s_chart.rows()
+        if chart:
+            _push(server, FACTOR_CHART_TABLE, chart, s_errors)
+            _push(server, FACTOR_REGIME_TABLE, regime, s_errors)
+    for r in x:
+        chart, regime = s_chart.add(r)
+        if chart:
+            _push(server, FACTOR_CHART_TABLE, chart, s_errors)
+            _push(server, FACTOR_REGIME_TABLE, regime, s_errors)
+
+
+def factor_heatmap_row(r: FactorDecomposition) -> dict[str, Any]:
+    """A partial row of the heatmap: betas, the window's systematic share, and this regime's
+    systematic share and idiosyncratic ratio vs the baseline (other regimes' columns stay)."""
+    inst = _INSTRUMENTS.get(r.symbol)
+    row = {"symbol": r.symbol, "kind": inst.kind if inst is not None else "", "time": epoch_ms(r.time),
+           "regime": r.regime, "systematic_share": _finite(r.systematic_share)}
+    row.update({name: _finite(getattr(r, name)) for name in ("beta_mkt_rf", "beta_smb", "beta_hml", "beta_rmw",
+                                                             "beta_cma")})
+    if r.regime in HEATMAP_REGIMES:
+        total = r.regime_systematic_var + r.regime_idiosyncratic_var
+        row[f"sys_share_{r.regime}"] = _finite(r.regime_systematic_var / total) if total > 0 else None
+        row[f"idio_ratio_{r.regime}"] = _finite(r.idio_ratio_vs_baseline)
+    return row
+
+
+def etf_replication_row(r: EtfReplication) -> dict[str, Any]:
+    row = {name: _finite(getattr(r, name)) for name in TABLE_SCHEMAS[ETF_REPLICATION_TABLE] if name != "time"}
+    row["time"] = epoch_ms(r.time)
+    return row
+
+
+def publish_factors(server: object, returns: ts[[FactorReturn]], decomposition: ts[[FactorDecomposition]],
+                    replication: ts[[EtfReplication]]) -> None:
+    """The factor panel's tables: the factor-returns chart and per-regime table, the
+    systematic/idiosyncratic heatmap, and the ETF replicas (one burst per interval)."""
+    _publish_factor_returns(server, returns)
+    publish_batches(server, FACTOR_HEATMAP_TABLE, decomposition, factor_heatmap_row)
+    publish_batches(server, ETF_REPLICATION_TABLE, replication, etf_replication_row)
+
+
+# --------------------------------------------------------------------------- cross impact
+# Eq. (45) on option order flow (graphs/impact.py, docs/theory.md): the latest matrix as a
+# heatmap, the within-straddle statistic per strike over time, and the latest of every
+# statistic with its standard error.
+
+from elecflow.schema import CrossImpact, ImpactStat  # noqa: E402
+
+IMPACT_HEATMAP_TABLE = "impact_heatmap"  # the latest Lambda, one fixed key per (underlying, i, j)
+IMPACT_STRADDLE_TABLE = "impact_straddle"  # straddle cross impact per strike over time (chart)
+IMPACT_STATS_TABLE = "impact_stats"  # the latest row per (underlying, statistic, label)
+IMPACT_STRADDLE_LIMIT = 20000
+TABLE_SCHEMAS.update({
+    IMPACT_HEATMAP_TABLE: {"key": "string", "underlying": "string", "time": "datetime", "label_i": "string",
+                           "label_j": "string", "impact": "float", "se": "float", "t_stat": "float"},
+    IMPACT_STRADDLE_TABLE: {"time": "datetime", "underlying": "string", "series": "string", "value": "float",
+                            "se": "float"},
+    IMPACT_STATS_TABLE: {"key": "string", "underlying": "string", "time": "datetime", "statistic": "string",
+                         "label": "string", "value": "float", "se": "float", "t_stat": "float", "n": "integer",
+                         "periods": "integer", "shrinkage": "float", "dof": "float", "source": "string"},
+})
+IMPACT_TABLES: dict[str, dict] = {IMPACT_HEATMAP_TABLE: {"index": "key"},
+                                  IMPACT_STRADDLE_TABLE: {"limit": IMPACT_STRADDLE_LIMIT},
+                                  IMPACT_STATS_TABLE: {"index": "key"}}
+
+
+def _t_stat(value: float, se: float) -> float | None:
+    return _finite(value / se) if se > 0 else None
+
+
+def impact_heatmap_row(r: CrossImpact) -> dict[str, Any]:
+    """One entry of the latest matrix: row ``label_i`` (price), column ``label_j`` (flow)."""
+    return {"key": f"{r.underlying}|{r.i}|{r.j}", "underlying": r.underlying, "time": epoch_ms(r.time),
+            "label_i": r.label_i, "label_j": r.label_j, "impact": _finite(r.impact), "se": _finite(r.se),
+            "t_stat": _t_stat(r.impact, r.se)}
+
+
+def impact_straddle_row(r: ImpactStat) -> dict[str, Any]:
+    return {"time": epoch_ms(r.time), "underlying": r.underlying, "series": f"K {r.label}",
+            "value": _finite(r.value), "se": _finite(r.se)}
+
+
+def impact_stat_row(r: ImpactStat) -> dict[str, Any]:
+    return {"key": f"{r.underlying}|{r.statistic}|{r.label}", "underlying": r.underlying, "time": epoch_ms(r.time),
+            "statistic": r.statistic, "label": r.label, "value": _finite(r.value), "se": _finite(r.se),
+            "t_stat": _t_stat(r.value, r.se), "n": r.n, "periods": r.periods, "shrinkage": _finite(r.shrinkage),
+            "dof": _finite(r.dof), "source": r.source}
+
+
+@csp.node
+def _publish_impact_stats(server: object, x: ts[[ImpactStat]]):
+    with csp.state():
+        s_errors = [0]
+    _push(server, IMPACT_STATS_TABLE, [impact_stat_row(r) for r in x], s_errors)
+    straddles = [impact_straddle_row(r) for r in x if r.statistic == "straddle"]
+    if straddles:
+        _push(server, IMPACT_STRADDLE_TABLE, straddles, s_errors)
+
+
+def publish_impact(server: object, matrix: ts[[CrossImpact]], stats: ts[[ImpactStat]]) -> None:
+    """The cross-impact panel: heatmap of the latest matrix, the straddle statistic per strike
+    over time, and the latest statistics, one publication (a burst) at a time."""
+    publish_batches(server, IMPACT_HEATMAP_TABLE, matrix, impact_heatmap_row)
+    _publish_impact_stats(server, stats)

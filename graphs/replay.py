@@ -22,7 +22,7 @@ from csp.adapters.parquet import ParquetOutputConfig, ParquetReader, ParquetWrit
 
 from elecflow.adapters.control import ReplayControl
 from elecflow.calendar import to_new_york
-from elecflow.schema import EquityQuote, EquityTrade, KalshiTrade, Nbbo1s, OptionQuote, ReplayClock
+from elecflow.schema import EquityQuote, EquityTrade, KalshiTrade, Nbbo1s, OptionQuote, OptionTrade, ReplayClock
 
 STREAM_TYPES = {
     "quotes": EquityQuote,
@@ -30,6 +30,7 @@ STREAM_TYPES = {
     "nbbo_1s": Nbbo1s,
     "option_quotes": OptionQuote,
     "kalshi_trades": KalshiTrade,
+    "option_trades": OptionTrade,
 }
 
 EPOCH = dt.datetime(1970, 1, 1)
@@ -64,6 +65,9 @@ class ReplayInputs:
     nbbo_1s: ts[Nbbo1s]
     option_quotes: ts[OptionQuote]
     kalshi_trades: ts[KalshiTrade]
+    # optional, so inputs built before option trades existed (tests, live adapters) stay valid:
+    # None is an edge that never ticks
+    option_trades: ts[OptionTrade] = None
 
 
 def canonical_stream(files: list[Path], typ: type):
@@ -85,7 +89,7 @@ def canonical_inputs(files: dict[str, list[Path]]) -> ReplayInputs:
 
 @csp.node
 def _clock_row(tick: ts[bool], quotes: ts[int], trades: ts[int], nbbo_1s: ts[int], option_quotes: ts[int],
-               kalshi_trades: ts[int], speed: float) -> ts[ReplayClock]:
+               kalshi_trades: ts[int], option_trades: ts[int], speed: float) -> ts[ReplayClock]:
     with csp.alarms():
         final = csp.alarm(bool)  # one last row at the end time, so the tail after the grid counts
     with csp.start():
@@ -96,7 +100,8 @@ def _clock_row(tick: ts[bool], quotes: ts[int], trades: ts[int], nbbo_1s: ts[int
                            trades=trades if csp.valid(trades) else 0,
                            nbbo_1s=nbbo_1s if csp.valid(nbbo_1s) else 0,
                            option_quotes=option_quotes if csp.valid(option_quotes) else 0,
-                           kalshi_trades=kalshi_trades if csp.valid(kalshi_trades) else 0)
+                           kalshi_trades=kalshi_trades if csp.valid(kalshi_trades) else 0,
+                           option_trades=option_trades if csp.valid(option_trades) else 0)
 
 
 def replay_clock(inputs: "ReplayInputs", interval: dt.timedelta, speed: float) -> ts[ReplayClock]:
@@ -105,8 +110,14 @@ def replay_clock(inputs: "ReplayInputs", interval: dt.timedelta, speed: float) -
     Counting runs in csp's C++ ``count`` node; Python only builds one struct per interval.
     """
     tick = csp.timer(interval, True)
-    counts = {name: csp.count(getattr(inputs, name)) for name in STREAM_TYPES}
+    counts = {name: csp.count(_edge(inputs, name)) for name in STREAM_TYPES}
     return _clock_row(tick, **counts, speed=speed)
+
+
+def _edge(inputs: "ReplayInputs", name: str):
+    """A stream of the inputs; an optional one left as None is an edge that never ticks."""
+    edge = getattr(inputs, name)
+    return csp.null_ts(STREAM_TYPES[name]) if edge is None else edge
 
 
 @csp.node
@@ -147,7 +158,7 @@ def progress_bar(clock: ts[ReplayClock], bar: object, start_ns: int, wall_second
     now = _time.monotonic()
     if now - s_last_wall >= wall_seconds:
         c = clock
-        events = c.quotes + c.trades + c.nbbo_1s + c.option_quotes + c.kalshi_trades
+        events = c.quotes + c.trades + c.nbbo_1s + c.option_quotes + c.kalshi_trades + getattr(c, "option_trades", 0)
         rate = (events - s_last_events) / (now - s_last_wall)
         elapsed_sim = (datetime_to_ns(c.time) - start_ns) / 1e9
         bar.n = min(int(elapsed_sim), bar.total) if bar.total else int(elapsed_sim)
@@ -214,6 +225,8 @@ def replay_graph(inputs: ReplayInputs, speed: float, control: ReplayControl | No
     sinks (appended to ``sinks``), dashboard, progress bar. Returns the clock edge."""
     clock = replay_clock(inputs, clock_interval, speed)
     if speed > 0:
+        # option trades reach the pacer through the clock (a row every engine second): at most
+        # one engine second early, and the pacer's signature stays the one live feeds use
         pace(inputs.quotes, inputs.trades, inputs.nbbo_1s, inputs.option_quotes, inputs.kalshi_trades, clock, speed,
              control)
     if out_dir:

@@ -25,7 +25,14 @@ from elecflow.config import ReplayConfig
 from elecflow.graphs.dashboard import (publish_bars, publish_election_states, publish_kalshi_filter,
                                       publish_option_chains, publish_upmove)
 from elecflow.graphs.kalshi import kalshi_probability
+from elecflow.graphs.dashboard import publish_leadership
+from elecflow.graphs.leadership import leadership_streams
+from elecflow.adapters.factors import prepare_factor_inputs, summarize_factor_outputs
+from elecflow.graphs.dashboard import publish_factors
+from elecflow.graphs.factors import replay_factor_streams
 from elecflow.graphs.options import election_hedge, option_streams
+from elecflow.graphs.dashboard import publish_impact
+from elecflow.graphs.impact import impact_streams, underlyings_with_trades
 from elecflow.hedge import read_positions
 from elecflow.graphs.upmove import upmove_streams
 from elecflow.graphs.microstructure import microstructure_streams
@@ -139,6 +146,12 @@ def run_replay(config: ReplayConfig, sources: list[SourceFile], dashboard=None, 
     part_ns = int(config.part_minutes * 60 * 1e9)
     events = write_canonical_events(report.partitions, out_dir, part_ns)
     shutil.rmtree(out_dir / ".staging", ignore_errors=True)
+    factor_inputs = None  # Fama-French factors: the universe staged, the baseline loaded (docs/factors.md)
+    if config.factors:
+        factor_inputs = prepare_factor_inputs(config, out_dir, datetime_to_ns(start), datetime_to_ns(end), part_ns,
+                                              events.get("nbbo_1s", []), log=log)
+    # cross impact of option order flow (graphs/impact.py): on by default when option trades were replayed
+    impact_underlyings = resolve_impact_underlyings(config, events.get("option_trades", []), log)
     prepare_seconds = time.perf_counter() - t0
     sinks: list = []
 
@@ -164,6 +177,25 @@ def run_replay(config: ReplayConfig, sources: list[SourceFile], dashboard=None, 
                                            config.option_curve_seconds, config.option_rate, config.option_div_yield,
                                            kalshi=computed.get("kalshi_probability"),
                                            states_seconds=config.option_states_seconds))
+        if config.leadership:  # price discovery, lead-lag, sweeps (graphs/leadership.py)
+            computed.update(leadership_streams(inputs.quotes, inputs.trades, config.leadership_settings, config.date,
+                                               nbbo=computed.get("nbbo_1s_sampled"),
+                                               kalshi=computed.get("kalshi_probability")))
+            if dashboard is not None:
+                publish_leadership(dashboard, computed["price_discovery"], computed["lead_lag"],
+                                   computed["sweep_leadership"],
+                                   {g.name: g.note for g in config.leadership_settings.all_groups()})
+        if factor_inputs is not None:  # factor returns, betas, decomposition, ETF replicas (graphs/factors.py)
+            computed.update(replay_factor_streams(factor_inputs, inputs, computed))
+            if dashboard is not None:
+                publish_factors(dashboard, computed["factor_returns"], computed["factor_decomposition"],
+                                computed["etf_replication"])
+        if impact_underlyings:  # eq. (45), straddle/portfolio/wing cross impact, kappa (graphs/impact.py)
+            computed.update(impact_streams(inputs.option_quotes, inputs.option_trades, impact_underlyings,
+                                           config.impact_settings, smile=computed.get("smile"),
+                                           summary=computed.get("rnd_summary")))
+            if dashboard is not None:
+                publish_impact(dashboard, computed["cross_impact"], computed["impact_stats"])
         for name, edge in computed.items():
             sink = AtomicParquetSink(out_dir, name, part_every)
             sinks.append(sink)
@@ -211,8 +243,27 @@ def run_replay(config: ReplayConfig, sources: list[SourceFile], dashboard=None, 
     result = ReplayResult(out_dir, report, seen, time.perf_counter() - t0, ingest_seconds, prepare_seconds,
                           graph_seconds, start, end, outputs, written={k: replayed.get(k, 0) for k in STREAM_TYPES})
     write_report(report, out_dir / "ingest_report.json")
+    if factor_inputs is not None:  # the last per-regime figures, e.g. the idiosyncratic-variance ratios
+        _write_json(out_dir / "factor_summary.json", {**summarize_factor_outputs(out_dir),
+                                                      "inputs": factor_inputs.describe()})
     _write_json(out_dir / "run_summary.json", result.summary())
     return result
+
+
+def resolve_impact_underlyings(config: ReplayConfig, trade_parts: list[Path], log=print) -> list[str]:
+    """The underlyings of the cross-impact streams: the configured ones, else every underlying
+    with option trades; none when ``impact`` is off, or on by default but no trade was read."""
+    if config.impact is False:
+        return []
+    listed = config.impact_settings.underlyings
+    traded = underlyings_with_trades(trade_parts)
+    names = list(listed) if listed is not None else traded
+    if config.impact and not traded:
+        log("  cross impact: no option trades in the data, nothing to estimate")
+    missing = [u for u in names if u not in traded]
+    if missing and listed is not None:
+        log(f"  cross impact: no option trades for {', '.join(missing)} (their flow is zero)")
+    return names
 
 
 def _with_progress(sources, bar):

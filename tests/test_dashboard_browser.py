@@ -119,9 +119,10 @@ def test_rows_convert_times_to_epoch_ms_and_derive_mid_and_spread() -> None:
                                 "count": 10, "taker_side": "yes", "trade_id": ""}
     clock = ReplayClock(time=T0, state="running", speed=20.0, quotes=1, trades=2, nbbo_1s=3,
                         option_quotes=4, kalshi_trades=5)
+    # option_trades (the clock's sixth stream) was not set on this struct: null
     assert clock_row(clock) == {"key": "replay", "time": T0_MS, "state": "running", "speed": 20.0,
                                 "quotes": 1, "trades": 2, "nbbo_1s": 3, "option_quotes": 4,
-                                "kalshi_trades": 5}
+                                "kalshi_trades": 5, "option_trades": None}
 
 
 # --------------------------------------------------------------------------------------

@@ -28,9 +28,14 @@ STREAMS = ("quotes", "trades", "nbbo_1s", "option_quotes", "kalshi_trades")
 
 @pytest.fixture(scope="module")
 def day(tmp_path_factory) -> Path:
-    """09:25-10:35 New York: the open, with Kalshi, two option chains (one with root BRKB)."""
+    """09:25-10:35 New York: the open, with Kalshi, two option chains (one with root BRKB).
+
+    Without the simulated informed option market (``impact_underlyings``, XLF by default): its
+    quotes would enter the chain checks below, whose truth is the chains' mixture; it has its
+    own end-to-end test against its own truth (tests/test_impact_graph.py)."""
     root = tmp_path_factory.mktemp("day")
-    cfg = SyntheticDayConfig(start_et="09:25", end_et="10:35", option_underlyings=["SPY", "BRK.B"])
+    cfg = SyntheticDayConfig(start_et="09:25", end_et="10:35", option_underlyings=["SPY", "BRK.B"],
+                             impact_underlyings=[])
     write_synthetic_day(cfg, root / "data", progress=False)
     return root / "data"
 
@@ -184,12 +189,15 @@ def test_a_killed_run_leaves_only_readable_parquet_files(day, tmp_path):
     assert not (out / "run_summary.json").exists()  # the run did not finish
 
 
+@pytest.mark.slow
 def test_the_embedded_day_replays_in_sim_mode_from_the_cli(tmp_path, monkeypatch):
-    """``elecflow replay --mode sim --out DIR`` with no data: generate on first use, replay the
-    whole default day, and reconcile with the generator's manifest."""
+    """``elecflow replay --mode sim --out DIR`` with no data: generate on first use (the day and
+    its five baseline normal days), replay the whole default day with every layer, and
+    reconcile with the generator's manifest. Slow since the leadership, factor and impact
+    layers: 6-8 minutes on 2 cores (it was 30 s)."""
     monkeypatch.chdir(tmp_path)
     proc = subprocess.run([sys.executable, "-m", "elecflow.cli", "replay", "--mode", "sim", "--out", "out",
-                           "--no-progress"], capture_output=True, text=True, timeout=600)
+                           "--no-progress"], capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, proc.stderr
     assert "counts reconcile" in proc.stdout
     manifest = json.loads(next((tmp_path / "replay_data").glob("*/manifest.json")).read_text())

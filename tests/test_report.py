@@ -51,8 +51,10 @@ def replay(tmp_path_factory) -> Path:
     from elecflow.synth.config import SyntheticDayConfig
 
     root = tmp_path_factory.mktemp("report")
-    write_synthetic_day(SyntheticDayConfig(start_et="09:30", end_et="10:00", option_underlyings=list(UNDERLYINGS)),
-                        root / "data", progress=False)
+    # without the simulated informed option market (XLF by default): its chain would be a third
+    # underlying of the report; it has its own test (tests/test_impact_graph.py)
+    write_synthetic_day(SyntheticDayConfig(start_et="09:30", end_et="10:00", option_underlyings=list(UNDERLYINGS),
+                                           impact_underlyings=[]), root / "data", progress=False)
     cfg = ReplayConfig(mode="sim", data=root / "data", out=root / "out", progress=False)
     run_replay(cfg, resolve_sources(cfg, log=lambda *a: None), log=lambda *a: None)
     return root / "out"

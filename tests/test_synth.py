@@ -392,7 +392,7 @@ def test_manifest_counts_equal_rows_in_files(small_day):
         if f["format"] in ("polygon_quotes", "polygon_trades"):
             with gzip.open(path, "rt") as fh:
                 n = sum(1 for _ in fh) - 1
-        elif f["format"] == "thetadata_raw":
+        elif f["format"] in ("thetadata_raw", "thetadata_trades"):
             n = sum(1 for _ in path.open()) - 1
         elif f["format"] in ("nbbo_1s", "thetadata_formatted"):
             n = pq.read_metadata(path).num_rows
@@ -402,14 +402,20 @@ def test_manifest_counts_equal_rows_in_files(small_day):
             n = len(json.loads(path.read_text())["trades"])
         assert n == f["rows"], f
     streams = {"polygon_quotes": "quotes", "polygon_trades": "trades", "nbbo_1s": "nbbo_1s",
-               "thetadata_raw": "option_quotes", "kalshi_daily_report": "kalshi_trades"}
+               "thetadata_raw": "option_quotes", "kalshi_daily_report": "kalshi_trades",
+               "thetadata_trades": "option_trades"}
     for fmt, s in streams.items():
         rows = sum(f["rows"] for f in manifest["files"] if f["format"] == fmt)
         assert rows == manifest["clean_rows"][s] + sum(manifest["defects"][s].values()), s
     truth = pq.read_metadata(out / "ground_truth/trades_truth.parquet").num_rows
     assert truth == manifest["clean_rows"]["trades"]
     params = json.loads((out / "ground_truth/params.json").read_text())
-    assert params["clean_rows"] == manifest["clean_rows"]
+    # the manifest's clean rows add the simulated informed option market's (XLF by default), which
+    # params.json, the generator's record of the 40 instruments' day, leaves out
+    informed = {s: sum(m[s] for m in manifest["impact_markets"].values()) for s in ("option_quotes", "option_trades")}
+    assert manifest["clean_rows"]["option_trades"] == informed["option_trades"] > 0
+    assert params["clean_rows"] == {s: n - informed.get(s, 0) for s, n in manifest["clean_rows"].items()
+                                    if s != "option_trades"}
 
 
 def test_polygon_files_are_sorted_and_well_formed(small_day):
@@ -511,9 +517,10 @@ def test_kalshi_fills_bounce_around_the_true_probability(small_day):
 
 
 def test_formatted_options_and_kalshi_rest_variants(tmp_path):
+    # without the informed option market: its quotes would be a second thetadata_formatted file
     cfg = SyntheticDayConfig(seed=3, start_et="15:58", end_et="16:00", option_underlyings=["TSLA"],
                              option_format="formatted", kalshi_format="rest", defects_per_kind=2,
-                             write_ground_truth=False)
+                             write_ground_truth=False, impact_underlyings=[])
     manifest = write_synthetic_day(cfg, tmp_path, progress=False)
     formats = {f["format"]: f for f in manifest["files"]}
     assert "thetadata_formatted" in formats and "kalshi_rest" in formats

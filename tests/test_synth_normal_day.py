@@ -105,7 +105,12 @@ ELECTION_BASELINE = {
     "polygon/us_stocks_sip/trades_v1/2024/11/2024-11-05.csv.gz":
         "88be9b59a9d94e5b63d43db2b2f07833e7046844e64c43612e7fefbd9865e7a9",
     "kalshi/trade_data_2024-11-05.json": "7e14f34cc976f1204f8747397628e53f2c5a8661081b1fa291653319fa9f648c",
-    "manifest.json": "7eb07696ba59b1455a1b7dbbb70bef9de7d85219b4086e6a55c47828eb30368c",  # + option_states
+    # re-pinned for option_states, then for the factor universe (its knob in generated_with, its
+    # files in a "factor_universe" section and its truth files in ground_truth_files) and the
+    # informed option market (its impact_* knobs in generated_with, its XLF quote and trade files in
+    # files, the option_trades stream in defects / clean_rows / reasons_by_stream, an
+    # "impact_markets" section and its truth files; every other pinned file unchanged)
+    "manifest.json": "2987f56fd1eb831c217adee0e961c2e65a943b6dbd1b8484569e41112b84f342",
     "ground_truth/params.json": "8134024b1bddad6c3a355bb890d40704797b92c47a7ac8b62f5ea986649f9a35",
 }
 
@@ -139,8 +144,9 @@ def test_normal_day_files_layout_and_times(normal_day):
     assert not (out / "kalshi").exists() and not (out / "thetadata").exists()
     assert manifest["clean_rows"]["kalshi_trades"] == 0 and manifest["clean_rows"]["option_quotes"] == 0
     truth = sorted(p.name for p in (out / "ground_truth").iterdir())
-    assert truth == ["efficient_prices.parquet", "factors.parquet", "news.parquet", "options_truth.parquet",
-                     "params.json", "trades_truth.parquet"]
+    assert truth == ["efficient_prices.parquet", "factors.parquet", "ff_factors.parquet", "ff_model.json",
+                     "ff_universe.parquet", "news.parquet", "options_truth.parquet", "params.json",
+                     "trades_truth.parquet"]
 
     lo = pd.Timestamp("2024-10-08 09:25", tz=NY).value  # 13:25 UTC (EDT)
     hi = pd.Timestamp("2024-10-08 09:45", tz=NY).value

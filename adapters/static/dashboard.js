@@ -245,12 +245,212 @@ export const LAYOUTS = {
   },
   "viewer-clock": {
     plugin: "Datagrid",
-    columns: ["time", "state", "speed", "quotes", "trades", "nbbo_1s", "option_quotes", "kalshi_trades"],
+    columns: ["time", "state", "speed", "quotes", "trades", "nbbo_1s", "option_quotes", "option_trades",
+              "kalshi_trades"],
     title: "Replay clock · engine time in New York · events per stream",
     columns_config: { time: { date_format: NY_TIME } },
     settings: false,
   },
 };
+
+// Price discovery and lead-lag (docs/leadership.md). Every viewer of the panel is filtered to
+// the regime chosen in its selector (`view`: "latest" rolling window, or a regime's name).
+const SHARE = { number_format: { minimumFractionDigits: 2, maximumFractionDigits: 3 } };
+const LAG = { number_format: { minimumFractionDigits: 2, maximumFractionDigits: 2 } };
+Object.assign(LAYOUTS, {
+  "viewer-lead-lag": {
+    plugin: "Datagrid",
+    columns: ["y", "leader", "best_lag", "best_correlation", "zero_lag_correlation", "lead_lag_ratio", "n_x", "n_y",
+              "windows", "time"],
+    filter: [["pair", "==", "kalshi"], ["view", "==", "latest"]],
+    sort: [["y", "asc"]],
+    title: "Lead-lag against Kalshi (Hayashi-Yoshida on ticks) · best_lag s > 0 and ratio > 1: Kalshi leads",
+    columns_config: {
+      time: { date_format: NY_TIME }, best_lag: { bg_mode: "gradient", bg_gradient: 10, ...LAG },
+      best_correlation: SHARE, zero_lag_correlation: SHARE, lead_lag_ratio: LAG,
+    },
+    settings: false,
+  },
+  "viewer-lead-lag-groups": {
+    plugin: "Datagrid",
+    columns: ["pair", "x", "y", "leader", "best_lag", "best_correlation", "lead_lag_ratio", "n_x", "n_y", "windows",
+              "time"],
+    filter: [["pair", "!=", "kalshi"], ["view", "==", "latest"]],
+    sort: [["pair", "asc"], ["x", "asc"]],
+    title: "Lead-lag within groups · best_lag s > 0 and ratio > 1: x leads y",
+    columns_config: { time: { date_format: NY_TIME }, best_lag: LAG, best_correlation: SHARE, lead_lag_ratio: LAG },
+    settings: false,
+  },
+  "viewer-price-discovery": {
+    plugin: "Datagrid",
+    columns: ["group", "member", "is_mid", "is_lower", "is_upper", "mis", "cs", "ils", "leader_fraction",
+              "coint_rank", "coint_fraction", "windows", "regime", "time", "error", "note"],
+    filter: [["view", "==", "latest"]],
+    sort: [["group", "asc"], ["member", "asc"]],
+    title: "Price-discovery shares (rolling VECM, 1 s grid) · leader_fraction: windows with the largest IS midpoint · " +
+           "coint: Johansen trace test at rank K-1",
+    columns_config: {
+      time: { date_format: NY_TIME }, is_mid: { fg_mode: "bar", fg_gradient: 1, ...SHARE }, is_lower: SHARE,
+      is_upper: SHARE, mis: SHARE, cs: SHARE, ils: SHARE, leader_fraction: { fg_mode: "bar", fg_gradient: 1, ...SHARE },
+      coint_fraction: SHARE,
+    },
+    settings: false,
+  },
+  "viewer-sweeps": {
+    plugin: "Datagrid",
+    columns: ["measure", "slope", "se", "t_stat", "n_obs", "n_groups", "r2", "windows", "independent_windows",
+              "regime", "time", "error"],
+    filter: [["view", "==", "latest"]],
+    sort: [["measure", "asc"]],
+    title: "Do sweeps lead? Leadership measure on ISO volume share · window: cluster-robust se · regime: " +
+           "Fama-MacBeth, Newey-West se",
+    columns_config: {
+      time: { date_format: NY_TIME }, slope: SHARE, se: SHARE, t_stat: { bg_mode: "gradient", bg_gradient: 4, ...LAG },
+      r2: SHARE, independent_windows: LAG,
+    },
+    settings: false,
+  },
+});
+const LEADERSHIP_VIEWERS = ["viewer-lead-lag", "viewer-lead-lag-groups", "viewer-price-discovery", "viewer-sweeps"];
+
+// Fama-French factors (docs/factors.md): cumulative factor returns (one point per factor and
+// minute), their return and vol per regime, the systematic-vs-idiosyncratic heatmap (one row
+// per instrument, a column pair per regime) and the ETF replicas.
+const SHARE_HEAT = { bg_mode: "gradient", bg_gradient: 1, number_format: { style: "percent", maximumFractionDigits: 0 } };
+const RATIO_HEAT = { bg_mode: "gradient", bg_gradient: 4, number_format: { maximumFractionDigits: 2 } };
+const FACTOR_REGIMES = ["pre_open", "regular", "close", "after_hours"];
+Object.assign(LAYOUTS, {
+  "viewer-factor-chart": {
+    plugin: "X/Y Line",
+    plugin_config: { facet_mode: "overlay", legend_mode: "floating" },
+    columns: ["time", "cumulative_bps"],
+    split_by: ["factor"],
+    sort: [["time", "asc"]],
+    title: "Fama-French factor returns · cumulative since the replay's start, bps",
+    columns_config: { time: { date_format: NY_CLOCK }, cumulative_bps: BPS },
+    settings: false,
+  },
+  "viewer-factor-regimes": {
+    plugin: "Datagrid",
+    columns: ["factor", "regime", "return_bps", "vol_annual", "seconds", "time"],
+    sort: [["factor", "asc"], ["time", "asc"]],
+    title: "Per regime · factor return (bps) and annualised vol",
+    columns_config: {
+      time: { date_format: NY_TIME }, return_bps: { bg_mode: "gradient", bg_gradient: 50, ...BPS },
+      vol_annual: { number_format: { style: "percent", maximumFractionDigits: 1 } },
+    },
+    settings: false,
+  },
+  "viewer-factor-heatmap": {
+    plugin: "Datagrid",
+    columns: ["symbol", "kind", ...FACTOR_REGIMES.map((r) => `sys_share_${r}`),
+              ...FACTOR_REGIMES.map((r) => `idio_ratio_${r}`), "systematic_share", "beta_mkt_rf", "beta_smb",
+              "beta_hml", "beta_rmw", "beta_cma", "regime", "time"],
+    sort: [["kind", "desc"], ["symbol", "asc"]],
+    title: "Systematic vs idiosyncratic · sys_share: factor share of the regime's variance · idio_ratio: " +
+           "idiosyncratic variance / baseline days', same regime · betas: Dimson totals, prior updated intraday",
+    columns_config: {
+      time: { date_format: NY_TIME }, systematic_share: SHARE_HEAT,
+      ...Object.fromEntries(FACTOR_REGIMES.map((r) => [`sys_share_${r}`, SHARE_HEAT])),
+      ...Object.fromEntries(FACTOR_REGIMES.map((r) => [`idio_ratio_${r}`, RATIO_HEAT])),
+      beta_mkt_rf: SHARE, beta_smb: SHARE, beta_hml: SHARE, beta_rmw: SHARE, beta_cma: SHARE,
+    },
+    settings: false,
+  },
+  "viewer-etf-replication": {
+    plugin: "Datagrid",
+    columns: ["etf", "tracking_error_annual", "realized_tracking_error_annual", "tracking_error_bps",
+              "realized_tracking_error_bps", "weight_sum", "weight_norm", "gross_exposure", "exposure_error",
+              "condition", "method", "n_stocks", "regime", "time"],
+    sort: [["etf", "asc"]],
+    title: "Minimum-norm ETF replicas from the stocks' factor betas · tracking error per interval (bps) and " +
+           "annualised · ex ante: idiosyncratic variances; realised: the decomposition window",
+    columns_config: {
+      time: { date_format: NY_TIME },
+      tracking_error_annual: { bg_mode: "gradient", bg_gradient: 0.5, number_format: { style: "percent", maximumFractionDigits: 1 } },
+      realized_tracking_error_annual: { number_format: { style: "percent", maximumFractionDigits: 1 } },
+      tracking_error_bps: BPS, realized_tracking_error_bps: BPS, weight_sum: SHARE, weight_norm: SHARE,
+      gross_exposure: SHARE, condition: LAG,
+    },
+    settings: false,
+  },
+});
+
+// Cross impact of option order flow (docs/theory.md, "Simulator and streaming estimator"): every
+// viewer of the panel is filtered to the underlying chosen in its selector.
+const IMPACT = { number_format: { minimumFractionDigits: 4, maximumFractionDigits: 4 } };
+Object.assign(LAYOUTS, {
+  // The Heatmap plugin puts group_by on the x axis and split_by on the y axis: x = the order flow
+  // in contract j (columns), y = the price of contract i (rows). Labels "C 046.00" sort calls then
+  // puts by strike, so the call-call, call-put and put-put blocks show.
+  "viewer-impact-heatmap": {
+    plugin: "Heatmap",
+    columns: ["impact"],
+    group_by: ["label_j"],
+    split_by: ["label_i"],
+    aggregates: { impact: "avg" },
+    filter: [],
+    title: "Latest Λ · price of contract i (rows) per contract of signed flow in j (columns), $",
+    columns_config: { impact: IMPACT },
+    settings: false,
+  },
+  "viewer-impact-straddle": {
+    plugin: "X/Y Line",
+    plugin_config: { facet_mode: "overlay", legend_mode: "floating" },
+    columns: ["time", "value"],
+    split_by: ["series"],
+    filter: [],
+    sort: [["time", "asc"]],
+    title: "Within-straddle cross impact Λ_CP + Λ_PC by strike · $ per contract",
+    columns_config: { time: { date_format: NY_CLOCK }, value: IMPACT },
+    settings: false,
+  },
+  "viewer-impact-stats": {
+    plugin: "Datagrid",
+    columns: ["statistic", "label", "value", "se", "t_stat", "n", "periods", "shrinkage", "dof", "source", "time"],
+    filter: [],
+    sort: [["statistic", "asc"], ["label", "asc"]],
+    title: "Cross-impact statistics · straddle (per strike), CI^(m) of the prescribed portfolios, wings, " +
+           "smile curvature κ · n: periods in the window, shrinkage toward the diagonal flow covariance",
+    columns_config: {
+      time: { date_format: NY_TIME }, value: IMPACT, se: IMPACT, shrinkage: IMPACT,
+      t_stat: { bg_mode: "gradient", bg_gradient: 5, number_format: { maximumFractionDigits: 1 } },
+      dof: { number_format: { maximumFractionDigits: 0 } },
+    },
+    settings: false,
+  },
+});
+const IMPACT_VIEWERS = ["viewer-impact-heatmap", "viewer-impact-straddle", "viewer-impact-stats"];
+
+async function selectImpactUnderlying(name) {
+  for (const id of IMPACT_VIEWERS) {
+    const viewer = $(id);
+    const filter = [["underlying", "==", name], ...(LAYOUTS[id].filter ?? []).filter((f) => f[0] !== "underlying")];
+    LAYOUTS[id].filter = filter;  // also for viewers loaded later (the pivoted ones wait for rows)
+    if (viewer?.dataset.loaded) await viewer.restore({ filter });
+  }
+}
+
+// The impact panel's selector: filled from the statistics table (one row per underlying and
+// statistic), the first underlying chosen until the user picks one.
+async function watchImpactUnderlyings(table) {
+  const select = $("impact-underlying-select");
+  if (!select) return;
+  select.addEventListener("change",
+    () => selectImpactUnderlying(select.value).catch((e) => recordError(e?.message || e)));
+  const view = await table.view({ columns: ["underlying"] });
+  const refresh = async () => {
+    const names = [...new Set((await view.to_columns()).underlying ?? [])].sort();
+    const have = [...select.options].map((o) => o.value);
+    if (names.join() === have.join()) return;
+    const current = select.value;
+    select.replaceChildren(...names.map((n) => Object.assign(document.createElement("option"), { value: n, textContent: n })));
+    if (names.includes(current)) select.value = current;
+    else if (names.length) { select.value = names[0]; await selectImpactUnderlying(select.value); }
+  };
+  await view.on_update(refresh);
+  await refresh();
+}
 
 // State the page exposes for tests and for a human poking at the console.
 const status = {
@@ -362,7 +562,7 @@ function renderClock(row) {
   }
   const parts = [
     ["quotes", row.quotes], ["trades", row.trades], ["1 s NBBO", row.nbbo_1s],
-    ["option quotes", row.option_quotes], ["Kalshi", row.kalshi_trades],
+    ["option quotes", row.option_quotes], ["option trades", row.option_trades], ["Kalshi", row.kalshi_trades],
   ].filter(([, n]) => n != null).map(([k, n]) => `${k} ${countFormat.format(n)}`);
   $("counts").textContent = parts.join(" · ");
 }
@@ -463,6 +663,123 @@ async function watchUnderlyings(table) {
   await refresh();
 }
 
+// The leadership panel: the regime selector filters the panel's viewers and the shares chart.
+let leadershipRegime = "latest";
+let redrawShares = null;
+
+async function selectRegime(value) {
+  leadershipRegime = value;
+  for (const id of LEADERSHIP_VIEWERS) {
+    const viewer = $(id);
+    const filter = [...(LAYOUTS[id].filter ?? []).filter((f) => f[0] !== "view"), ["view", "==", value]];
+    LAYOUTS[id].filter = filter;  // also for viewers loaded later
+    if (viewer?.dataset.loaded) await viewer.restore({ filter });
+  }
+  if (redrawShares) await redrawShares();
+}
+
+// The SVG namespace, read off a parsed element: the page carries no URL literals at all.
+const SVG_NS = (() => { const d = document.createElement("div"); d.innerHTML = "<svg></svg>"; return d.firstChild.namespaceURI; })();
+function svg(tag, attrs = {}, text = null) {
+  const el = document.createElementNS(SVG_NS, tag);
+  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
+  if (text != null) el.textContent = text;
+  return el;
+}
+const pct = (x) => (x == null ? "–" : `${Math.round(100 * x)}%`);
+
+// Bars with bounds, one small chart per group: bar = Hasbrouck IS midpoint, whisker = the
+// bounds over Cholesky orderings, green = the member with the largest midpoint. Perspective's
+// bar charts cannot draw a range per bar, so the page draws these few SVG bars itself.
+function renderShares(box, rows) {
+  const groups = new Map();
+  for (const r of rows) {
+    if (!groups.has(r.group)) groups.set(r.group, []);
+    groups.get(r.group).push(r);
+  }
+  status.sharesGroups = groups.size;
+  if (!groups.size) {
+    box.replaceChildren(Object.assign(document.createElement("p"), {
+      className: "empty", textContent: leadershipRegime === "latest" ? "no window estimated yet"
+        : "no window lies entirely in this regime yet",
+    }));
+    return;
+  }
+  const H = 150, top = 30, bottom = 34, barW = 26, gap = 24, left = 28;  // gap: room for "led 100%"
+  const y = (v) => top + (1 - Math.max(0, Math.min(1, v))) * (H - top - bottom);
+  const charts = [];
+  for (const [name, members] of [...groups.entries()].sort(([a], [b]) => a.localeCompare(b))) {
+    members.sort((a, b) => a.member.localeCompare(b.member));
+    const W = Math.max(190, left + members.length * (barW + gap) + 8);  // room for the subtitle
+    const s = svg("svg", { width: W, height: H, viewBox: `0 0 ${W} ${H}` });
+    s.append(svg("text", { x: 2, y: 11, class: "group-title" }, name));
+    const first = members[0];
+    const sub = leadershipRegime === "latest"
+      ? (first.error ? first.error.slice(0, 40) : `trace-test rank ${first.coint_rank ?? "–"} of ${members.length - 1}`)
+      : `${first.windows ?? 0} windows · cointegrated ${pct(first.coint_fraction)}`;
+    s.append(svg("text", { x: 2, y: 23, class: "muted" }, sub));
+    for (const v of [0, 0.5, 1]) {
+      s.append(svg("line", { x1: left - 4, x2: W, y1: y(v), y2: y(v), class: "axis" }));
+      s.append(svg("text", { x: 0, y: y(v) + 3, class: "muted" }, v.toFixed(1)));
+    }
+    const best = Math.max(...members.map((m) => m.is_mid ?? -1));
+    members.forEach((m, i) => {
+      const x = left + i * (barW + gap);
+      if (m.is_mid != null) {
+        const leader = m.is_mid === best;
+        s.append(svg("rect", { x, y: y(m.is_mid), width: barW, height: Math.max(0, y(0) - y(m.is_mid)),
+                               class: leader ? "bar leader" : "bar" },));
+        s.lastChild.append(svg("title", {}, `${m.member}: IS ${m.is_lower?.toFixed(3)}–${m.is_upper?.toFixed(3)}, ` +
+                                            `MIS ${m.mis?.toFixed(3)}, CS ${m.cs?.toFixed(3)}`));
+      }
+      if (m.is_lower != null && m.is_upper != null) {
+        const cx = x + barW / 2;
+        s.append(svg("line", { x1: cx, x2: cx, y1: y(m.is_lower), y2: y(m.is_upper), class: "whisker" }));
+        for (const v of [m.is_lower, m.is_upper]) {
+          s.append(svg("line", { x1: cx - 5, x2: cx + 5, y1: y(v), y2: y(v), class: "whisker" }));
+        }
+      }
+      s.append(svg("text", { x: x + barW / 2, y: H - bottom + 12, "text-anchor": "middle" },
+                   m.member.replace("NAV:", "NAV ")));
+      const foot = leadershipRegime === "latest" ? (m.is_mid == null ? "" : m.is_mid.toFixed(2))
+        : `led ${pct(m.leader_fraction)}`;
+      s.append(svg("text", { x: x + barW / 2, y: H - bottom + 24, "text-anchor": "middle", class: "muted" }, foot));
+    });
+    charts.push(s);
+  }
+  box.replaceChildren(...charts);
+  box.style.display = "flex";
+  box.style.flexWrap = "wrap";
+  box.style.alignContent = "flex-start";
+  box.style.gap = "4px 18px";
+}
+
+async function watchShares(table) {
+  const box = $("shares-chart");
+  if (!box) return;
+  const columns = ["view", "group", "member", "is_lower", "is_upper", "is_mid", "mis", "cs", "leader_fraction",
+                   "windows", "coint_rank", "coint_fraction", "error"];
+  const view = await table.view({ columns });
+  let pending = false;
+  redrawShares = async () => {
+    const rows = (await view.to_json()).filter((r) => r.view === leadershipRegime);
+    renderShares(box, rows);
+  };
+  // at most one redraw per half second: publications come in bursts
+  await view.on_update(() => {
+    if (pending) return;
+    pending = true;
+    setTimeout(() => { pending = false; redrawShares().catch((e) => recordError(e?.message || e)); }, 500);
+  });
+  await redrawShares();
+}
+
+function watchRegimeSelect() {
+  const select = $("regime-select");
+  if (!select) return;
+  select.addEventListener("change", () => selectRegime(select.value).catch((e) => recordError(e?.message || e)));
+}
+
 // Replay state banner and Pause/Resume.
 function renderReplay(state) {
   status.replay = state;
@@ -551,6 +868,19 @@ async function main() {
     deferred.push((loaded[viewerId] ?? Promise.resolve()).then(() => watchLegend(table, viewerId, boxId, column)));
   }
   if (tables.rnd_summary) deferred.push(watchUnderlyings(await tables.rnd_summary));
+  if (tables.factor_returns_chart) {  // the factor chart's legend (docs/factors.md)
+    const table = await tables.factor_returns_chart;
+    deferred.push((loaded["viewer-factor-chart"] ?? Promise.resolve())
+      .then(() => watchLegend(table, "viewer-factor-chart", "factor-legend", "factor")));
+  }
+  if (tables.impact_stats) deferred.push(watchImpactUnderlyings(await tables.impact_stats));
+  if (tables.impact_straddle) {  // the straddle chart's legend: one series per strike
+    const table = await tables.impact_straddle;
+    deferred.push((loaded["viewer-impact-straddle"] ?? Promise.resolve())
+      .then(() => watchLegend(table, "viewer-impact-straddle", "impact-straddle-legend", "series")));
+  }
+  watchRegimeSelect();
+  if (tables.price_discovery) deferred.push(watchShares(await tables.price_discovery));
   status.ready = true;
   await Promise.all(deferred);
 }

@@ -15,6 +15,14 @@ Estimation core, no csp, no I/O (numpy, numba); model, conventions and measured 
   leadership share; :func:`long_run_impact` - the common-trend loading ``Xi``.
 * :func:`hayashi_yoshida`, :func:`lead_lag` - the Hayashi-Yoshida covariance of
   asynchronous ticks at a grid of lags, its argmax and the Huth-Abergel lead-lag ratio.
+
+Applied in the replay graph (``graphs/leadership.py``; docs/leadership.md, "In the replay
+graph"): :mod:`~elecflow.leadership.groups` (price-discovery groups, NAV and election-portfolio
+series, :class:`LeadershipConfig`), :mod:`~elecflow.leadership.regimes` (:class:`RegimeCalendar`),
+:mod:`~elecflow.leadership.monitor` (:class:`GroupMonitor`: one group's rolling VECM, shares and
+regime averages), :mod:`~elecflow.leadership.ticks` (tick windows, summed HY curves) and
+:mod:`~elecflow.leadership.sweep` (ISO shares, the sweep regression, Fama-MacBeth with
+Newey-West errors).
 """
 
 from elecflow.leadership.hayashi_yoshida import HayashiYoshida, LeadLag, hayashi_yoshida, lead_lag
@@ -34,8 +42,30 @@ from elecflow.leadership.vecm import (
     select_coint_rank,
     select_order,
 )
+from elecflow.leadership.groups import GroupSpec, LeadershipConfig, SeriesBook, default_groups
+from elecflow.leadership.monitor import GroupMonitor, trace_rank
+from elecflow.leadership.regimes import REGIME_NAMES, Regime, RegimeCalendar
+from elecflow.leadership.sweep import FamaMacBeth, IsoShareWindow, cross_section_slope, newey_west_mean
+from elecflow.leadership.ticks import CurveSum, DerivedTicks, TickWindow, summarise_curve
 
 __all__ = [
+    "REGIME_NAMES",
+    "CurveSum",
+    "DerivedTicks",
+    "FamaMacBeth",
+    "GroupMonitor",
+    "GroupSpec",
+    "IsoShareWindow",
+    "LeadershipConfig",
+    "Regime",
+    "RegimeCalendar",
+    "SeriesBook",
+    "TickWindow",
+    "cross_section_slope",
+    "default_groups",
+    "newey_west_mean",
+    "summarise_curve",
+    "trace_rank",
     "TRACE_CRITICAL_VALUES",
     "CointRankTest",
     "HayashiYoshida",

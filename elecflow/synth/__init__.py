@@ -8,6 +8,8 @@
 * :mod:`elecflow.synth.defects` -- injected bad rows with their reason codes;
 * :mod:`elecflow.synth.normal` -- normal (pre-election) days: macro and stock news in place
   of the election signal (``SyntheticDayConfig(day_kind="normal", trading_date=...)``);
+* :mod:`elecflow.synth.factor_universe` -- the broad Fama-French universe (a few hundred
+  stocks with characteristics, factor weights, 1 s NBBO) tied to the day's factor paths;
 * :mod:`elecflow.synth.day` -- :func:`generate_day`, the whole day in memory.
 
 The writer (vendor formats, ground-truth files, manifest) is

@@ -182,6 +182,22 @@ class SyntheticDayConfig(BaseModel):
     kalshi_informed_share: float = Field(0.25, ge=0.0, le=1.0, description="takers who trade the next minute's move")
     kalshi_other_outcomes: float = Field(0.01, ge=0.0, lt=0.2, description="probability of neither DJT nor KH")
     kalshi_format: Literal["daily_report", "rest"] = "daily_report"
+    # ---- the broad factor universe (elecflow.synth.factor_universe, docs/factors.md)
+    factor_universe_size: int = Field(
+        300, ge=0, le=5000, description="stocks in the broad Fama-French universe (their own 1 s NBBO file and the "
+                                        "factor weights JSON under factor_universe/); 0: none. Must be 0 or >= 12")
+    # ---- the informed option market (elecflow.synth.impact; docs/theory.md, "Simulator and streaming
+    # estimator"): signed option trades and quotes from the equilibrium model, election states as signals
+    impact_underlyings: list[str] = Field(
+        default_factory=lambda: ["XLF"],
+        description="underlyings whose options trade in the simulated informed market (Election Day only); "
+                    "must not also be in option_underlyings (one quote file per root)")
+    impact_period_seconds: float = Field(5.0, ge=0.002, le=3600.0,
+                                         description="one play of the one-shot game every this many seconds "
+                                                     "(whole milliseconds), 09:30-16:00 ET")
+    impact_strikes: int = Field(10, ge=2, le=100, description="strikes of the simulated market (a call and a put each)")
+    impact_strike_range: float = Field(0.15, gt=0.0, le=0.5,
+                                       description="strikes spread evenly over forward * (1 -/+ range)")
     # ---- defects and output
     defects_per_kind: int = Field(5, ge=0, le=1000, description="injected bad rows per stream and reason")
     write_ground_truth: bool = True
@@ -206,6 +222,7 @@ class SyntheticDayConfig(BaseModel):
             elif isinstance(value, str) and _HHMM.match(value):
                 data[name] = parse_et(value, day)
         data.setdefault("option_underlyings", [])
+        data.setdefault("impact_underlyings", [])  # the informed market's signals are the election states
         return data
 
     @field_validator("start_et", "end_et", mode="before")
@@ -213,7 +230,7 @@ class SyntheticDayConfig(BaseModel):
     def _parse_bound(cls, value):
         return parse_et(value)
 
-    @field_validator("option_underlyings")
+    @field_validator("option_underlyings", "impact_underlyings")
     @classmethod
     def _check_underlyings(cls, value: list[str]) -> list[str]:
         unknown = [u for u in value if u not in INSTRUMENTS]
@@ -254,6 +271,21 @@ class SyntheticDayConfig(BaseModel):
             raise ValueError("info_jump_share + info_terminal_share must be below 1")
         if self.option_expiry <= self.trading_date:
             raise ValueError(f"option_expiry must be after {self.trading_date.isoformat()}")
+        if 0 < self.factor_universe_size < 12:
+            raise ValueError("factor_universe_size must be 0 (no universe) or at least 12 (a 2x3 sort needs them)")
+        if self.impact_underlyings:
+            if self.is_normal:
+                raise ValueError("impact_underlyings needs the Election Day: the informed traders' signals are the "
+                                 "election states (leave it empty on a normal day)")
+            both = sorted(set(self.impact_underlyings) & set(self.option_underlyings))
+            if both:
+                # the simulated market writes its own ThetaData file per root: a chain of the same
+                # underlying would collide with it (same file name, two quotes per contract and time)
+                raise ValueError(f"{', '.join(both)}: in both option_underlyings and impact_underlyings; "
+                                 "an underlying gets either a synthetic chain or the simulated informed market")
+            period_ms = self.impact_period_seconds * 1000.0
+            if abs(period_ms - round(period_ms)) > 1e-6:
+                raise ValueError("impact_period_seconds must be a whole number of milliseconds")
         return self
 
     # ------------------------------------------------------------------ helpers

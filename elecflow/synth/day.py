@@ -32,6 +32,7 @@ from elecflow.calendar import (
 from elecflow.synth import defects as D
 from elecflow.synth import normal as N
 from elecflow.synth.config import FULL_END_ET, FULL_START_ET, SyntheticDayConfig
+from elecflow.synth.factor_universe import UniverseDay, factor_universe_day
 from elecflow.synth.equities import (
     LOCATION_NAMES,
     PX,
@@ -83,6 +84,10 @@ class SyntheticDay:
     day_kind: str = "election"
     trading_date: dt.date = DAY
     news: list[dict] = field(default_factory=list)  # normal days: every news jump (see elecflow.synth.normal)
+    universe: UniverseDay | None = None  # the broad factor universe (factor_universe_size > 0)
+    # the simulated informed option market per underlying (impact_underlyings; elecflow.synth.impact):
+    # OptionMarketSimulation objects, written by elecflow.theory.simulator.write_option_market
+    impact_markets: dict = field(default_factory=dict)
 
     @property
     def is_normal(self) -> bool:
@@ -234,7 +239,8 @@ def normal_paths(config: SyntheticDayConfig) -> tuple[EfficientPaths, N.NormalNe
 
 def progress_units(config: SyntheticDayConfig) -> int:
     """Number of ``tick`` calls :func:`generate_day` makes (for a progress bar)."""
-    return 3 + len(U.SYMBOLS) + len(config.option_underlyings) + (1 if config.is_normal else 2)
+    return (3 + len(U.SYMBOLS) + len(config.option_underlyings) + (1 if config.is_normal else 2)
+            + (1 if config.factor_universe_size else 0) + len(config.impact_underlyings))
 
 
 def _rng(config: SyntheticDayConfig, component: str, *key: int) -> np.random.Generator:
@@ -261,6 +267,11 @@ def generate_day(config: SyntheticDayConfig, tick: Callable[[str], None] | None 
         tick("probability")
         paths = efficient_paths(config, prob)
     tick("efficient prices")
+    universe = None
+    if config.factor_universe_size:  # own streams: the 40's draws do not depend on it
+        universe = factor_universe_day(config.seed, date if config.is_normal else None, config.factor_universe_size,
+                                       config.risk_free_rate, paths, (max(w0, open_ns), min(w1, close_ns)))
+        tick("factor universe")
 
     # ---- equities
     tickers = sorted(U.SYMBOLS)
@@ -340,9 +351,25 @@ def generate_day(config: SyntheticDayConfig, tick: Callable[[str], None] | None 
         fills, k_bad = None, []
         clean["kalshi_trades"] = 0
 
+    # ---- the informed option market (Election Day only; own streams: the 40's draws do not
+    # depend on it, and its rows are not in `clean`, which params.json records)
+    impact_markets = {}
+    for sym in config.impact_underlyings:
+        from elecflow.synth.impact import session_story, simulate_impact_market
+
+        seed = int(_rng(config, "impact", U.symbol_index(sym)).integers(0, 2**63 - 1))
+        sim = simulate_impact_market(sym, date=date, expiry=config.option_expiry, window_ns=(w0, w1),
+                                     period_seconds=config.impact_period_seconds, n_strikes=config.impact_strikes,
+                                     strike_range=config.impact_strike_range, story=session_story(float(prob.p[-1])),
+                                     seed=seed)
+        if sim is not None:  # None: the window holds no period of the regular session
+            impact_markets[sym] = sim
+        tick(f"impact {sym}")
+
     day = SyntheticDay(config, (w0, w1), tickers, prob, paths, quotes, trades, truth, nbbo, options, chains, fills,
                        k_bad, q_log + t_log + o_log + k_bad, clean, day_kind=config.day_kind, trading_date=date,
-                       news=news.events if news is not None else [])
+                       news=news.events if news is not None else [], universe=universe,
+                       impact_markets=impact_markets)
     day.params = _normal_params(day) if config.is_normal else _params(day, spec)
     tick("ground truth")
     return day

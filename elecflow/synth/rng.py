@@ -30,6 +30,13 @@ COMPONENTS: dict[str, int] = {
     "macro_news": 8,  # normal days: the common macro news path and its releases
     "idio_news": 9,  # normal days: key (9, symbol index), a stock's own news jumps
     "option_phases": 10,  # key (10, symbol index): each strike's quoting phase within the cadence
+    # the broad factor universe (elecflow.synth.factor_universe)
+    "factor_universe_design": 11,  # the stocks and the weights: keyed by seed only (same universe every day)
+    "factor_universe_factors": 12,  # the FF factors' own shocks
+    "factor_universe_names": 13,  # key (13, stock index, 0 = efficient-price shocks | 1 = quote presence)
+    # the informed option market (elecflow.synth.impact): key (20, symbol index); 20 leaves room
+    # below for the components being added alongside it
+    "impact": 20,
 }
 DAY_KEY = 100  # first spawn-key element of date-keyed (normal-day) streams
 

@@ -80,6 +80,11 @@ def _chromium_or_skip() -> str:
 # --------------------------------------------------------------------------------------
 
 
+# On a machine without ./replay_data the CLI first generates the day and the five normal days
+# its factor baseline is estimated on (about 1 minute alone, several under a loaded CI run).
+URL_TIMEOUT = 900
+
+
 class ReplayProcess:
     """``elecflow replay`` in a subprocess; its output is drained by a thread."""
 
@@ -216,7 +221,7 @@ def test_paced_cli_replay_in_the_dashboard(tmp_path: Path) -> None:
     out_dir = tmp_path / "out"
     t0 = time.monotonic()
     with replay_process(out_dir) as replay:
-        url = replay.wait_for_url(timeout=120)
+        url = replay.wait_for_url(timeout=URL_TIMEOUT)
         origin = url.rstrip("/")
         port = int(origin.rsplit(":", 1)[1])
 
@@ -304,7 +309,7 @@ def test_page_opened_before_the_first_kalshi_fill(tmp_path: Path) -> None:
     from browser_util import Chromium
 
     with replay_process(tmp_path / "out", "--exit-when-done") as replay:
-        url = replay.wait_for_url(timeout=120)
+        url = replay.wait_for_url(timeout=URL_TIMEOUT)
         # Hold the engine before its first event, so the Kalshi table is empty for sure.
         api_post(url, "pause")
         with Chromium(binary=binary) as browser:

@@ -129,6 +129,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
         config = config.model_copy(update={"data": ensure_embedded_day(file_cfg, args.seed, args.no_progress)})
         if config.factors and config.factor_settings.baseline is None:  # its baseline days, like the day itself
             config.factor_settings.generate_baseline = True
+            if config.factor_settings.baseline_days:
+                # before the dashboard starts, like the day itself: a first run would otherwise
+                # show an empty page for the minute the five normal days take to generate
+                from elecflow.adapters.factors import ensure_synthetic_baseline
+
+                ensure_synthetic_baseline(config.data, config.date, config.factor_settings.baseline_days,
+                                          progress=not args.no_progress)
     if config.positions is not None:
         from elecflow.hedge import PositionFileError, read_positions
 

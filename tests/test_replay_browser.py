@@ -83,6 +83,7 @@ def _chromium_or_skip() -> str:
 # On a machine without ./replay_data the CLI first generates the day and the five normal days
 # its factor baseline is estimated on (about 1 minute alone, several under a loaded CI run).
 URL_TIMEOUT = 900
+FIRST_ROWS_TIMEOUT = 300
 
 
 class ReplayProcess:
@@ -232,8 +233,10 @@ def test_paced_cli_replay_in_the_dashboard(tmp_path: Path) -> None:
 
             # Rows: one per symbol in the quotes table (the viewer's own view) and rendered
             # rows in the grid; times in New York although the browser runs in Tokyo.
+            # the first rows wait for the replay's preparation (validation, staging, and on a
+            # fresh checkout the factor baseline's statistics), up to a few minutes under CI load
             browser.wait_for("window.elecflowDashboard.rows.quotes === 40 && "
-                             "window.elecflowDashboard.rows.replay_clock === 1", timeout=10)
+                             "window.elecflowDashboard.rows.replay_clock === 1", timeout=FIRST_ROWS_TIMEOUT)
             symbols = browser.evaluate(
                 "(async () => { const v = await document.getElementById('viewer-quotes').getView();"
                 " return [await v.num_rows(), (await v.to_columns()).symbol]; })()")
@@ -319,7 +322,7 @@ def test_page_opened_before_the_first_kalshi_fill(tmp_path: Path) -> None:
             assert browser.evaluate("window.elecflowDashboard.rows.kalshi") == 0
             api_post(url, "resume")
             # Two engine minutes take 2 s at 60x; allow five times that.
-            browser.wait_for(f"window.elecflowDashboard.clock?.time > {WINDOW_START_MS + 120_000}", timeout=10)
+            browser.wait_for(f"window.elecflowDashboard.clock?.time > {WINDOW_START_MS + 120_000}", timeout=FIRST_ROWS_TIMEOUT)
             assert api_get(url)["state"] == "running"
             # the deferred chart appears once the first fills are in
             browser.wait_for("(async () => { const v = document.getElementById('viewer-kalshi-chart');"

@@ -243,10 +243,14 @@ def test_paced_cli_replay_in_the_dashboard(tmp_path: Path) -> None:
                 " return [await v.num_rows(), (await v.to_columns()).symbol]; })()")
             assert symbols[0] == 40
             assert sorted(symbols[1]) == sorted(list(STOCKS) + list(ETFS))
-            assert browser.wait_for(f"({RENDERED_ROWS})('viewer-quotes')", timeout=60) >= 10
+            # the condition inside the page: wait_for returns the first truthy value, and one rendered
+            # row is truthy while the grid is still filling
+            assert browser.wait_for(f"({RENDERED_ROWS})('viewer-quotes') >= 10", timeout=60)
             quotes_text = browser.evaluate(f"({DEEP_TEXT})('viewer-quotes')")
             assert "AAPL" in quotes_text and re.search(r"11/05, 09:[345]\d:\d\d\.\d{3}", quotes_text)
-            assert browser.wait_for(f"({RENDERED_ROWS})('viewer-trades')", timeout=60) >= 10
+            # the condition inside the page: wait_for returns the first truthy value, and one rendered
+            # row is truthy while the grid is still filling
+            assert browser.wait_for(f"({RENDERED_ROWS})('viewer-trades') >= 10", timeout=60)
             assert browser.evaluate("window.elecflowDashboard.rows.kalshi") > 0
             # the banner polls /api/replay once a second
             browser.wait_for(f"({BANNER}) === 'running'", timeout=5)

@@ -621,10 +621,12 @@ def _yyyymmdd_to_date_days(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return out.astype(np.int64), bad
 
 
-def _to_canonical_thetadata_raw(b: pa.RecordBatch) -> tuple[dict, np.ndarray]:
-    codes = _codes(b.num_rows)
+def _thetadata_contract_time(b: pa.RecordBatch, codes: np.ndarray, expiry_column: str):
+    """The contract and time fields shared by ThetaData's quote and trade rows (the quote file
+    names the expiry ``exp``, the trade file ``expiration``): ``(root, exp, exp_days,
+    strike_milli, right, time_ns)``, marking ``missing_value`` and ``bad_timestamp`` in ``codes``."""
     root, r_missing = _as_str(b.column("root"))
-    exp, e_bad = _as_int(b.column("exp"))
+    exp, e_bad = _as_int(b.column(expiry_column))
     date, d_bad = _as_int(b.column("date"))
     ms, ms_bad = _as_int(b.column("ms_of_day"))
     strike_milli, k_bad = _as_int(b.column("strike"))
@@ -634,8 +636,13 @@ def _to_canonical_thetadata_raw(b: pa.RecordBatch) -> tuple[dict, np.ndarray]:
     exp_days, exp_bad = _yyyymmdd_to_date_days(exp)
     date_days, date_bad = _yyyymmdd_to_date_days(date)
     _mark(codes, exp_bad | date_bad | (ms < 0) | (ms >= 86_400_000), "bad_timestamp")
-    local_ns = date_days * 86_400_000_000_000 + ms * 1_000_000
-    time = _ny_local_to_utc_ns(local_ns)
+    time = _ny_local_to_utc_ns(date_days * 86_400_000_000_000 + ms * 1_000_000)
+    return root, exp, exp_days, strike_milli, right, time
+
+
+def _to_canonical_thetadata_raw(b: pa.RecordBatch) -> tuple[dict, np.ndarray]:
+    codes = _codes(b.num_rows)
+    root, exp, exp_days, strike_milli, right, time = _thetadata_contract_time(b, codes, "exp")
     bid, bid_bad = _as_float(b.column("bid"))
     ask, ask_bad = _as_float(b.column("ask"))
     bid_size, bs_bad = _as_float(b.column("bid_size"))
@@ -711,18 +718,7 @@ def _trade_sides(b: pa.RecordBatch) -> tuple[np.ndarray, np.ndarray]:
 def _to_canonical_thetadata_trades(b: pa.RecordBatch) -> tuple[dict, np.ndarray]:
     """Option trade ticks (ThetaData fields; ``side`` optional, ``bad_side`` when it is not one)."""
     codes = _codes(b.num_rows)
-    root, r_missing = _as_str(b.column("root"))
-    exp, e_bad = _as_int(b.column("expiration"))
-    date, d_bad = _as_int(b.column("date"))
-    ms, ms_bad = _as_int(b.column("ms_of_day"))
-    strike_milli, k_bad = _as_int(b.column("strike"))
-    right, rt_missing = _as_str(b.column("right"))
-    right = np.array([r.strip().upper()[:1] for r in right], dtype=object) if right.size else right
-    _mark(codes, r_missing | e_bad | d_bad | ms_bad | k_bad | rt_missing, "missing_value")
-    exp_days, exp_bad = _yyyymmdd_to_date_days(exp)
-    date_days, date_bad = _yyyymmdd_to_date_days(date)
-    _mark(codes, exp_bad | date_bad | (ms < 0) | (ms >= 86_400_000), "bad_timestamp")
-    time = _ny_local_to_utc_ns(date_days * 86_400_000_000_000 + ms * 1_000_000)
+    root, exp, exp_days, strike_milli, right, time = _thetadata_contract_time(b, codes, "expiration")
     price, p_bad = _as_float(b.column("price"))
     size, s_bad = _as_float(b.column("size"))
     names = b.schema.names

@@ -220,7 +220,6 @@ def test_paced_cli_replay_in_the_dashboard(tmp_path: Path) -> None:
     from browser_util import Chromium
 
     out_dir = tmp_path / "out"
-    t0 = time.monotonic()
     with replay_process(out_dir) as replay:
         url = replay.wait_for_url(timeout=URL_TIMEOUT)
         t0 = time.monotonic()  # a fresh checkout first generates the day: not part of the bound below

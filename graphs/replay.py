@@ -169,6 +169,9 @@ def progress_bar(clock: ts[ReplayClock], bar: object, start_ns: int, wall_second
         s_last_wall, s_last_events = now, events
 
 
+STREAM_REGISTER = ".streams"  # in an output directory: one stream name per line
+
+
 class AtomicParquetSink:
     """csp ParquetWriter wrapper: parts are written under ``<out>/.inprogress`` and renamed
     into ``<out>/<stream>/`` only when closed, so a killed run leaves only complete files.
@@ -185,6 +188,10 @@ class AtomicParquetSink:
         self.final_dir.mkdir(parents=True, exist_ok=True)
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         self.parts: list[Path] = []
+        # the directory's register of stream directories written into it, kept even when the run
+        # is killed before its summary: the next replay into it clears them (graphs/run.py)
+        with open(self.out_dir / STREAM_REGISTER, "a") as register:
+            register.write(stream + "\n")
 
     def _visit(self, path: str) -> None:
         src = Path(path)

@@ -37,6 +37,7 @@ from elecflow.hedge import read_positions
 from elecflow.graphs.upmove import upmove_streams
 from elecflow.graphs.microstructure import microstructure_streams
 from elecflow.graphs.replay import (
+    STREAM_REGISTER,
     STREAM_TYPES,
     AtomicParquetSink,
     datetime_to_ns,
@@ -100,6 +101,44 @@ def resolve_sources(config: ReplayConfig, log=print) -> list[SourceFile]:
     return sources
 
 
+# files a replay writes next to its stream directories (replaced or absent after a run)
+RUN_FILES = ("run_summary.json", "ingest_report.json", "factor_summary.json", "quarantine.parquet")
+
+
+def clear_previous_outputs(out_dir: Path) -> list[str]:
+    """Remove what an earlier replay wrote into ``out_dir``, so a reused ``--out`` never mixes
+    its parts with this run's: the canonical event streams, the clock, every stream directory
+    that the previous run's ``run_summary.json`` or the directory's stream register lists
+    (computed streams this run may not produce, e.g. with a layer switched off) and the run's
+    files. Only names a replay writes are touched; anything else in ``out_dir`` stays (the
+    factor universe's staging directory is cleared by its own stage: it shares its name with
+    the data directory's universe). Returns the names removed."""
+    previous: list = list(STREAM_TYPES) + ["replay_clock"]
+    summary = out_dir / "run_summary.json"
+    if summary.exists():
+        try:
+            previous += list(json.loads(summary.read_text()).get("outputs", {}))
+        except (OSError, ValueError, AttributeError, TypeError):
+            pass  # an unreadable summary lists nothing; the register and the fixed names still count
+    register = out_dir / STREAM_REGISTER
+    if register.exists():  # also lists the streams of a run killed before its summary
+        previous += register.read_text().split()
+        register.unlink()
+    # a stream name is one path component (never "..", never absolute)
+    names = {n for n in previous if isinstance(n, str) and n and Path(n).name == n and n not in (".", "..")}
+    removed = []
+    for name in sorted(names):
+        path = out_dir / name
+        if path.is_dir():
+            shutil.rmtree(path)
+            removed.append(name)
+    for name in RUN_FILES:
+        if (out_dir / name).is_file():
+            (out_dir / name).unlink()
+            removed.append(name)
+    return removed
+
+
 def run_replay(config: ReplayConfig, sources: list[SourceFile], dashboard=None, control: ReplayControl | None = None,
                log=print) -> ReplayResult:
     """Validate and stage ``sources``, replay them through one csp graph, write outputs."""
@@ -109,9 +148,7 @@ def run_replay(config: ReplayConfig, sources: list[SourceFile], dashboard=None, 
     inprogress = out_dir / ".inprogress"
     if inprogress.exists():  # leftovers of a killed run: never complete files
         shutil.rmtree(inprogress)
-    for name in list(STREAM_TYPES) + ["replay_clock"]:
-        if (out_dir / name).exists():
-            shutil.rmtree(out_dir / name)
+    clear_previous_outputs(out_dir)
     start_utc, end_utc = config.window_utc()
     filt = IngestFilter(
         symbols=frozenset(config.symbols) if config.symbols is not None else None,

@@ -131,3 +131,33 @@ def test_atomic_sink_moves_complete_parts_into_place(tmp_path):
     assert table.num_rows == 15  # grid rows at 10, 20, ..., 150 s; the end-time row coincides with the last
     assert table.column("quotes").to_pylist()[-1] == 22
     assert set(table.schema.names) >= set(ReplayClock.metadata())
+
+
+def test_a_reused_out_directory_keeps_no_stale_outputs(tmp_path):
+    """What an earlier replay wrote (streams its summary lists, the canonical streams, the run's
+    files) is removed before a new replay writes; anything else in the directory stays."""
+    import json
+
+    from elecflow.graphs.run import clear_previous_outputs
+
+    for name in ("quotes", "replay_clock", "price_discovery", "bars_1m", "my_notes"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "part-00000.parquet").write_bytes(b"x")
+    (tmp_path / "keep.txt").write_text("mine")
+    (tmp_path / "ingest_report.json").write_text("{}")
+    outputs = {"quotes": [], "price_discovery": [], "bars_1m": [], "..": [], "/etc": []}
+    (tmp_path / "run_summary.json").write_text(json.dumps({"outputs": outputs}))
+
+    removed = clear_previous_outputs(tmp_path)
+
+    assert sorted(removed) == ["bars_1m", "ingest_report.json", "price_discovery", "quotes", "replay_clock",
+                               "run_summary.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt", "my_notes"]
+    # an unreadable summary still clears the fixed names and removes itself; a run killed before
+    # its summary is known from the register its sinks append to
+    (tmp_path / "trades").mkdir()
+    (tmp_path / "run_summary.json").write_text("not json")
+    sink = AtomicParquetSink(tmp_path, "lead_lag", dt.timedelta(minutes=1))
+    assert sink.final_dir.is_dir()
+    assert sorted(clear_previous_outputs(tmp_path)) == ["lead_lag", "run_summary.json", "trades"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".inprogress", "keep.txt", "my_notes"]

@@ -44,6 +44,9 @@ NYSE_EARLY_CLOSE: frozenset[dt.date] = frozenset(dt.date.fromisoformat(d) for d 
 # default day's files are byte-identical to those written before normal days existed.
 NORMAL_DAY_FIELDS = ("day_kind", "trading_date", "macro_vol", "macro_release_jump_sd", "macro_news_per_day",
                      "macro_news_jump_sd", "idio_news_per_day", "idio_news_scale")
+# Knobs left out of every manifest while at their defaults: manifests written before they existed
+# stay byte-identical, and `elecflow replay` still accepts an embedded day generated before them.
+OMITTED_AT_DEFAULT = ("etf_baskets",)
 
 
 def normal_day_problem(day: dt.date) -> str | None:
@@ -146,6 +149,11 @@ class SyntheticDayConfig(BaseModel):
                                 description="extra informed share when |efficient - quoted| >= a half-spread")
     iso_prob_informed: float = Field(0.45, ge=0.0, le=1.0, description="P(ISO | informed print)")
     iso_prob_uninformed: float = Field(0.05, ge=0.0, le=1.0, description="P(ISO | uninformed print)")
+    etf_baskets: Literal["factor", "constituents"] = Field(
+        "factor", description="factor: basket ETFs load on factors beyond their constituents among our stocks "
+                              "(ETF minus NAV is a random walk); constituents: every unlevered ETF with "
+                              "constituents among our stocks is their basket (weights rescaled to sum to one) "
+                              "plus a stationary premium (a control for the ETF-vs-NAV price-discovery groups)")
     # ---- normal days: news in place of the election signal (see elecflow.synth.normal)
     macro_vol: float = Field(0.04, ge=0.0, le=1.0,
                              description="annualised diffusive vol of the common macro news factor")
@@ -302,9 +310,12 @@ class SyntheticDayConfig(BaseModel):
         """The configuration as written to ``manifest.json`` (``generated_with``).
 
         An Election Day leaves the normal-day knobs out (its manifest is the one written
-        before normal days existed); a normal day lists every knob. Either way
+        before normal days existed); a normal day lists every knob. Either way the knobs of
+        ``OMITTED_AT_DEFAULT`` are left out while at their defaults, and
         ``SyntheticDayConfig(**dump)`` rebuilds the configuration.
         """
+        exclude = {name for name in OMITTED_AT_DEFAULT
+                   if getattr(self, name) == type(self).model_fields[name].default}
         if self.day_kind == "election":
-            return self.model_dump(mode="json", exclude=set(NORMAL_DAY_FIELDS))
-        return self.model_dump(mode="json")
+            exclude |= set(NORMAL_DAY_FIELDS)
+        return self.model_dump(mode="json", exclude=exclude)

@@ -35,11 +35,19 @@ from elecflow.synth.config import FULL_END_ET, FULL_START_ET, SyntheticDayConfig
 from elecflow.synth.factor_universe import UniverseDay, factor_universe_day
 from elecflow.synth.equities import (
     LOCATION_NAMES,
+    PREMIUM_HALF_LIFE_SECONDS,
+    PREMIUM_SD,
     PX,
     EfficientPaths,
     FlowParams,
+    basket_mode_annual_vols,
+    basket_mode_loadings,
+    basket_weights,
+    covered_etfs,
     generate_symbol_flow,
     nbbo_1s,
+    premium_owner,
+    simulate_basket_premium,
     simulate_efficient_prices,
 )
 from elecflow.synth.kalshi import CONTRACTS, KalshiFills, generate_kalshi
@@ -113,14 +121,20 @@ class SyntheticDay:
         n_sym = len(rows)
         x = self.paths.log_price[rows][:, k]
         m = self.paths.log_target[rows][:, k]
-        return pa.table({
+        columns = {
             "time": pa.array(np.repeat(self.paths.time_ns[k], n_sym)).cast(UTC_TS),
             "symbol": pa.DictionaryArray.from_arrays(
                 pa.array(np.tile(np.arange(n_sym, dtype=np.int32), k.size)), pa.array(self.tickers)
             ).cast(pa.string()),
             "log_efficient_price": x.T.ravel(),
             "log_quoted_mid_target": m.T.ravel(),
-        })
+        }
+        premia = self.paths.basket_premia
+        if premia:  # etf_baskets="constituents": log ETF - log NAV, null for symbols without a basket
+            pi = np.array([premia[s][k] if s in premia else np.zeros(k.size) for s in self.tickers])
+            no_basket = np.repeat(np.array([s not in premia for s in self.tickers])[:, None], k.size, axis=1)
+            columns["log_etf_premium"] = pa.array(pi.T.ravel(), pa.float64(), mask=no_basket.T.ravel())
+        return pa.table(columns)
 
     def factors_table(self) -> pa.Table:
         k = self._equity_grid_selection()
@@ -209,12 +223,24 @@ def probability_path(config: SyntheticDayConfig) -> ProbabilityPath:
                                 stream(config.seed, "probability_jumps"))
 
 
+def basket_premia(config: SyntheticDayConfig, n: int) -> dict[str, np.ndarray] | None:
+    """Each covered ETF's log premium over its NAV on ``n`` grid seconds (``etf_baskets=
+    "constituents"``; None otherwise). One stream per premium, keyed by the ETF that owns it
+    (IVV and VOO carry SPY's: :func:`elecflow.synth.equities.premium_owner`)."""
+    if config.etf_baskets != "constituents":
+        return None
+    owned = {owner: simulate_basket_premium(n, _rng(config, "etf_premium", U.symbol_index(owner)))
+             for owner in dict.fromkeys(premium_owner(etf) for etf in covered_etfs())}
+    return {etf: owned[premium_owner(etf)] for etf in covered_etfs()}
+
+
 def efficient_paths(config: SyntheticDayConfig, prob: ProbabilityPath) -> EfficientPaths:
     """Efficient prices on the full 04:00-20:00 ET 1 s grid (independent of the window)."""
     grid = second_grid(EQUITY_OPEN_NS, EQUITY_CLOSE_NS)
     offset = int((EQUITY_OPEN_NS - prob.time_ns[0]) // NS_PER_SECOND)
     p = prob.p[offset: offset + grid.size]
-    return simulate_efficient_prices(grid, p, REBALANCE_NS, stream(config.seed, "efficient_prices"))
+    return simulate_efficient_prices(grid, p, REBALANCE_NS, stream(config.seed, "efficient_prices"),
+                                     basket_premia=basket_premia(config, grid.size))
 
 
 def normal_paths(config: SyntheticDayConfig) -> tuple[EfficientPaths, N.NormalNews]:
@@ -231,7 +257,8 @@ def normal_paths(config: SyntheticDayConfig) -> tuple[EfficientPaths, N.NormalNe
                            stream(config.seed, "macro_news", day=date), rng_idio)
     paths = simulate_efficient_prices(grid, news.level, rebalance_ns, stream(config.seed, "efficient_prices", day=date),
                                       date=date, factor_loadings=N.MACRO_FACTOR_LOADINGS, direct_loadings={},
-                                      extra_increments=news.idio, driver="macro")
+                                      extra_increments=news.idio, driver="macro",
+                                      basket_premia=basket_premia(config, grid.size))
     paths.factors = paths.factors + (N.MACRO_FACTOR,)
     paths.factor_log = np.vstack([paths.factor_log, news.level[None, :]])
     return paths, news
@@ -461,14 +488,14 @@ def _theta_columns(ch: OptionChain, expiry: dt.date, date: dt.date = DAY) -> dic
 
 def _params(day: SyntheticDay, spec: ClockSpec) -> dict:
     cfg = day.config
-    gamma = U.effective_election_loadings()
+    gamma = _effective_loadings(cfg, U.effective_election_loadings())
     pr = day.probability
     w_sel = (pr.time_ns >= day.window_ns[0]) & (pr.time_ns <= day.window_ns[1])
     defects_count: dict[str, dict[str, int]] = {s: {} for s in D.REASONS_BY_STREAM}
     for entry in day.defects:
         bucket = defects_count[entry["stream"]]
         bucket[entry["reason"]] = bucket.get(entry["reason"], 0) + 1
-    return {
+    params = {
         "seed": cfg.seed,
         "window_et": [cfg.start_et.isoformat(), cfg.end_et.isoformat()],
         "window_utc_ns": list(day.window_ns),
@@ -493,7 +520,7 @@ def _params(day: SyntheticDay, spec: ClockSpec) -> dict:
             "leveraged_reset_utc_ns": REBALANCE_NS,
             "factors": {f.name: {"vol": f.vol, "election_loading": f.election_loading, "description": f.description}
                         for f in U.FACTORS},
-            "instruments": {s: _instrument_params(s, gamma[s]) for s in U.SYMBOLS},
+            "instruments": _instruments_params(cfg, gamma),
             "designed_leaders": U.designed_leaders(),
             "adjustment_half_life_seconds": {s: U.INSTRUMENTS[s].half_life for s in U.SYMBOLS},
             "effective_election_loadings": gamma,
@@ -518,6 +545,35 @@ def _params(day: SyntheticDay, spec: ClockSpec) -> dict:
         "clean_rows": dict(day.clean_rows),
         "defects": defects_count,
     }
+    _add_basket_params(params, day)
+    return params
+
+
+def _effective_loadings(cfg: SyntheticDayConfig, design: dict[str, float]) -> dict[str, float]:
+    """The design's effective loadings, or those of the baskets when ``etf_baskets="constituents"``."""
+    return basket_mode_loadings(design) if cfg.etf_baskets == "constituents" else design
+
+
+def _add_basket_params(params: dict, day: SyntheticDay) -> None:
+    """``etf_baskets="constituents"``: the premium's design and each covered ETF's basket. The
+    section is absent in the default mode (``"factor"``), whose params.json predates the knob."""
+    if day.config.etf_baskets != "constituents":
+        return
+    premia = day.paths.basket_premia
+    k = day._equity_grid_selection()
+    params["etf_baskets"] = {
+        "mode": "constituents",
+        "construction": "x_e = log NAV_e + pi_e, d log NAV_e = sum_j (W_j / sum W) dx_j (NAV_e = the ETF's "
+                        "reference price at 04:00 ET); pi_k = phi pi_(k-1) + e_k on the 1 s grid, stationary "
+                        "from 04:00 ET; leveraged ETFs stay multiples of their index",
+        "premium_half_life_seconds": PREMIUM_HALF_LIFE_SECONDS,
+        "premium_sd": PREMIUM_SD,
+        "premium_ar1_coefficient": 2.0 ** (-1.0 / PREMIUM_HALF_LIFE_SECONDS),
+        "premium_path": "ground_truth/efficient_prices.parquet, column log_etf_premium",
+        "etfs": {etf: {"basket_weights": basket_weights(etf), "premium_of": premium_owner(etf),
+                       "premium_sd_in_window": float(np.std(premia[etf][k])) if k.size else None}
+                 for etf in covered_etfs()},
+    }
 
 
 def _defect_counts(day: SyntheticDay) -> dict[str, dict[str, int]]:
@@ -531,21 +587,20 @@ def _defect_counts(day: SyntheticDay) -> dict[str, dict[str, int]]:
 def _normal_params(day: SyntheticDay) -> dict:
     """``params.json`` of a normal day: the news model and its jumps instead of the probability."""
     cfg = day.config
-    gamma = U.effective_election_loadings()
-    macro = N.effective_macro_loadings()
+    gamma = _effective_loadings(cfg, U.effective_election_loadings())
+    macro = _effective_loadings(cfg, N.effective_macro_loadings())
     kinds: dict[str, int] = {}
     for e in day.news:
         kinds[e["kind"]] = kinds.get(e["kind"], 0) + 1
-    instruments = {}
+    instruments = _instruments_params(cfg, gamma)
     for s in U.SYMBOLS:
-        inst = _instrument_params(s, gamma[s])
+        inst = instruments[s]
         inst["election_loading_direct"] = 0.0  # no election signal on a normal day
         inst["election_loading_effective"] = 0.0
         inst["macro_loading_effective"] = macro[s]
         inst["own_news_jump_sd"] = (cfg.idio_news_scale * U.INSTRUMENTS[s].idio_vol / np.sqrt(252.0)
                                     if s in N.news_stocks() else 0.0)
-        instruments[s] = inst
-    return {
+    params = {
         "seed": cfg.seed,
         "day_kind": "normal",
         "trading_date": day.trading_date.isoformat(),
@@ -595,9 +650,23 @@ def _normal_params(day: SyntheticDay) -> dict:
         "clean_rows": dict(day.clean_rows),
         "defects": _defect_counts(day),
     }
+    _add_basket_params(params, day)
+    return params
 
 
-def _instrument_params(sym: str, gamma_eff: float) -> dict:
+def _instruments_params(cfg: SyntheticDayConfig, gamma_eff: dict[str, float]) -> dict[str, dict]:
+    """Every instrument's design, as generated: with ``etf_baskets="constituents"`` the covered
+    ETFs list their rescaled baskets and no factor loadings, and the vols are the baskets'."""
+    baskets = cfg.etf_baskets == "constituents"
+    vols = basket_mode_annual_vols() if baskets else {s: U.annual_vol(s) for s in U.SYMBOLS}
+    out = {s: _instrument_params(s, gamma_eff[s], vols[s]) for s in U.SYMBOLS}
+    if baskets:
+        for etf in covered_etfs():
+            out[etf].update(factor_loadings={}, constituent_weights=basket_weights(etf))
+    return out
+
+
+def _instrument_params(sym: str, gamma_eff: float, annual_vol: float) -> dict:
     i = U.INSTRUMENTS[sym]
     return {
         "kind": i.kind, "ref_price": i.ref_price, "tape": i.tape, "tick": i.tick, "dividend_yield": i.dividend_yield,
@@ -607,5 +676,5 @@ def _instrument_params(sym: str, gamma_eff: float) -> dict:
         "leverage": list(i.leverage) if i.leverage else None,
         "half_life_seconds": i.half_life, "spread_ticks": i.spread_ticks, "size_lots": i.size_lots,
         "quote_rate": i.quote_rate, "trade_rate": i.trade_rate, "odd_lot_prob": i.odd_lot_prob,
-        "annual_vol": U.annual_vol(sym),
+        "annual_vol": annual_vol,
     }

@@ -9,7 +9,9 @@ Model (docs/synthetic-day.md, "Equities"):
 * efficient log prices on the 1 s grid 04:00-20:00 ET: the factor model of
   :mod:`elecflow.universe` driven by the probability increments ``dp`` and Brownian
   shocks whose per-second vol is scaled by session (pre-open 0.35, regular 1, after-hours
-  0.5 of the regular-hours vol);
+  0.5 of the regular-hours vol); with ``etf_baskets="constituents"`` every unlevered ETF
+  with constituents among our stocks is instead their basket (weights rescaled to sum to
+  one) plus a stationary AR(1) premium (:func:`simulate_basket_premium`);
 * quoted-mid target ``m`` = partial adjustment of the efficient log price ``x``:
   ``m_k = m_{k-1} + a (x_k - m_{k-1})`` with ``a = 1 - 2**(-1 / half_life_seconds)``;
 * quotes: Poisson arrivals; at a quote in second ``[t_k, t_k+1)`` the mid target is
@@ -23,7 +25,8 @@ Model (docs/synthetic-day.md, "Equities"):
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Mapping
 
 import numpy as np
 import pyarrow as pa
@@ -57,6 +60,14 @@ CONDITION_BITS = (COND_FORM_T, COND_ISO, COND_ODD_LOT, COND_TTE)
 LOC_TOUCH, LOC_INSIDE, LOC_MID = 0, 1, 2
 LOCATION_NAMES = ("touch", "inside", "mid")
 
+# The premium of a basket ETF over its constituents' NAV (etf_baskets="constituents"): log ETF
+# minus log NAV, an AR(1) on the 1 s grid. Arbitrage closes a premium within tens of seconds.
+# 0.5 bp is three SPY ticks, and its one-second innovations (0.1 bp) are small against a
+# second's move (SPY ~0.8 bp): the premium is a transitory deviation that the ETF, not the NAV,
+# corrects, so a larger one reads as the NAV leading (docs/synthetic-day.md, "Covered baskets").
+PREMIUM_HALF_LIFE_SECONDS = 30.0
+PREMIUM_SD = 0.5e-4  # stationary sd of the log premium
+
 
 @dataclass
 class EfficientPaths:
@@ -73,6 +84,8 @@ class EfficientPaths:
     session: np.ndarray  # (n,) int8 session of each grid point
     date: dt.date = ELECTION_DAY  # the trading date of the grid (sessions are that date's)
     driver: str = "p"  # what ``p`` holds: "p" (election probability) or "macro" (normal-day news level)
+    # etf_baskets="constituents": each covered ETF's log premium over its basket's NAV, (n,)
+    basket_premia: dict[str, np.ndarray] = field(default_factory=dict)
 
     def row(self, symbol: str) -> int:
         return self.symbols.index(symbol)
@@ -93,6 +106,70 @@ def partial_adjustment(x: np.ndarray, half_life_s: np.ndarray) -> np.ndarray:
     return out
 
 
+def covered_etfs() -> tuple[str, ...]:
+    """Unlevered ETFs with constituents among our stocks: the ones ``etf_baskets="constituents"``
+    prices as baskets (the leveraged ETFs stay multiples of their index)."""
+    return tuple(s for s in U.ETFS if U.INSTRUMENTS[s].constituent_weights and not U.INSTRUMENTS[s].leverage)
+
+
+def basket_weights(etf: str) -> dict[str, float]:
+    """Constituent weights of a covered ETF among our stocks, rescaled to sum to one."""
+    weights = U.INSTRUMENTS[etf].constituent_weights
+    total = sum(weights.values())
+    return {s: w / total for s, w in weights.items()}
+
+
+def premium_owner(etf: str) -> str:
+    """The ETF whose premium ``etf`` carries: the first covered ETF with the same basket.
+
+    IVV and VOO hold SPY's basket and carry SPY's premium, so the three S&P 500 trackers keep
+    one efficient price in either mode and their group stays a test of the quote half-lives
+    alone; every other covered ETF has a basket, and a premium, of its own.
+    """
+    weights = dict(U.INSTRUMENTS[etf].constituent_weights)
+    return next(s for s in covered_etfs() if dict(U.INSTRUMENTS[s].constituent_weights) == weights)
+
+
+def simulate_basket_premium(n: int, rng: np.random.Generator) -> np.ndarray:
+    """A log premium on ``n`` grid seconds: ``pi_k = phi pi_{k-1} + e_k``, ``phi = 2**(-1/H)``.
+
+    ``H = PREMIUM_HALF_LIFE_SECONDS``; ``e_k`` has sd ``PREMIUM_SD sqrt(1 - phi^2)`` and
+    ``pi_0`` sd ``PREMIUM_SD``, so the path is stationary from its first second, with sd
+    ``PREMIUM_SD`` in every session (arbitrage keeps ETFs near NAV whatever the session's vol).
+    """
+    phi = 2.0 ** (-1.0 / PREMIUM_HALF_LIFE_SECONDS)
+    shocks = PREMIUM_SD * rng.standard_normal(n)
+    shocks[1:] *= np.sqrt(1.0 - phi * phi)
+    return lfilter([1.0], [1.0, -phi], shocks)
+
+
+def basket_mode_loadings(loadings: Mapping[str, float]) -> dict[str, float]:
+    """A per-symbol linear exposure (a d log S / d driver loading, or the loading on one shock)
+    under ``etf_baskets="constituents"``: a covered ETF's is its basket's weighted mean of its
+    constituents', a leveraged ETF's the multiple of its index's (instantaneous, as
+    :func:`elecflow.universe.effective_election_loadings`); every other symbol's is unchanged."""
+    out = dict(loadings)
+    covered = set(covered_etfs())
+    for sym in U.evaluation_order():
+        inst = U.INSTRUMENTS[sym]
+        if sym in covered:
+            out[sym] = sum(w * out[j] for j, w in basket_weights(sym).items())
+        elif inst.leverage and inst.leverage[0] in covered:
+            out[sym] = inst.leverage[1] * out[inst.leverage[0]]
+    return out
+
+
+def basket_mode_annual_vols() -> dict[str, float]:
+    """Annualised regular-hours vol of each efficient log price under ``etf_baskets="constituents"``
+    (the premium, stationary, adds none): :func:`elecflow.universe.annual_vol` with the baskets'
+    shock exposures."""
+    exposures = U.shock_exposures()
+    vols = {f.name: f.vol for f in U.FACTORS}
+    vols.update({f"idio:{s}": U.INSTRUMENTS[s].idio_vol for s in U.STOCKS})
+    per_shock = {k: basket_mode_loadings({s: exposures[s].get(k, 0.0) for s in U.SYMBOLS}) for k in vols}
+    return {s: float(np.sqrt(sum((per_shock[k][s] * v) ** 2 for k, v in vols.items()))) for s in U.SYMBOLS}
+
+
 def simulate_efficient_prices(
     time_ns: np.ndarray, p: np.ndarray, rebalance_ns: int, rng: np.random.Generator, *,
     date: dt.date = ELECTION_DAY,
@@ -100,6 +177,7 @@ def simulate_efficient_prices(
     direct_loadings: dict[str, float] | None = None,
     extra_increments: dict[str, np.ndarray] | None = None,
     driver: str = "p",
+    basket_premia: Mapping[str, np.ndarray] | None = None,
 ) -> EfficientPaths:
     """Efficient log prices of the universe on the 1 s grid ``time_ns`` given ``p`` on it.
 
@@ -112,8 +190,17 @@ def simulate_efficient_prices(
     loadings (``p`` = the true probability). A normal day passes its macro news level and
     macro loadings instead, and each stock's own news jumps as ``extra_increments[sym]``
     (log increments per grid step, added to that stock's step like its idiosyncratic shock).
+
+    ``basket_premia`` (``etf_baskets="constituents"``) maps covered ETFs to log premium paths
+    on the grid: such an ETF is its basket plus the premium, ``x_e = log NAV_e + pi_e`` with
+    ``d log NAV_e = sum_j basket_weights(e)_j dx_j`` and ``NAV_e`` at its reference price at the
+    grid start; its factor loadings are not used. Other symbols, and ``rng``'s draws, are
+    unchanged by it.
     """
     n = time_ns.size
+    if basket_premia is not None and not set(basket_premia) <= set(covered_etfs()):
+        raise ValueError(f"basket premia for {sorted(set(basket_premia) - set(covered_etfs()))}: only "
+                         f"{', '.join(covered_etfs())} are priced as baskets of our stocks")
     sess = session_of(time_ns, date)
     step_mult = np.array([VOL_SESSION_MULT.get(Session(int(s)), 0.0) for s in range(5)])[sess[:-1]]
     dt_years = 1.0 / U.SECONDS_PER_TRADING_YEAR
@@ -143,6 +230,12 @@ def simulate_efficient_prices(
                 lev[rb + 1:] = ref_l * (1.0 + mult * (s_i[rb + 1:] / ref_i - 1.0))
             levels[sym] = np.log(inst.ref_price) + np.log(lev)
             continue
+        if basket_premia is not None and sym in basket_premia:
+            premium = basket_premia[sym]
+            nav_step = sum(w * dx[j] for j, w in basket_weights(sym).items())
+            dx[sym] = nav_step + np.diff(premium)
+            levels[sym] = np.log(inst.ref_price) + np.concatenate(([0.0], np.cumsum(nav_step))) + premium
+            continue
         d = np.zeros(n - 1)
         for f, w in inst.factor_loadings.items():
             d += w * d_f[f_index[f]]
@@ -161,7 +254,8 @@ def simulate_efficient_prices(
     half_lives = np.array([U.INSTRUMENTS[s].half_life for s in U.SYMBOLS])
     log_target = partial_adjustment(log_price, half_lives)
     factor_log = np.hstack([np.zeros((len(f_names), 1)), np.cumsum(d_f, axis=1)])
-    return EfficientPaths(time_ns, U.SYMBOLS, log_price, log_target, f_names, factor_log, p, rb, sess, date, driver)
+    return EfficientPaths(time_ns, U.SYMBOLS, log_price, log_target, f_names, factor_log, p, rb, sess, date, driver,
+                          dict(basket_premia or {}))
 
 
 # --------------------------------------------------------------------------- arrivals

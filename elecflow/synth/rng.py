@@ -37,6 +37,9 @@ COMPONENTS: dict[str, int] = {
     # the informed option market (elecflow.synth.impact): key (20, symbol index); 20 leaves room
     # below for the components being added alongside it
     "impact": 20,
+    # etf_baskets="constituents": key (21, symbol index of the ETF whose premium it is), the
+    # AR(1) premium of a basket ETF over its constituents' NAV (elecflow.synth.equities)
+    "etf_premium": 21,
 }
 DAY_KEY = 100  # first spawn-key element of date-keyed (normal-day) streams
 

@@ -210,6 +210,31 @@ def test_etfs_faster_than_their_whole_basket_lead_their_nav(measured):
             assert first <= 0.1, (etf, first)
 
 
+def test_replay_graph_reports_the_covered_groups_cointegrated_with_the_designed_leaders(days, tmp_path):
+    """The replay graph's ``price_discovery`` stream on the control day (bars, which give the
+    graph its 1 s NBBO sample, and leadership; no Kalshi filter, which must not stop the equity
+    groups): its own windows agree with the library measurement above."""
+    from elecflow.config import ReplayConfig
+    from elecflow.graphs.run import resolve_sources, run_replay
+
+    cfg = ReplayConfig(mode="sim", data=days["constituents"], out=tmp_path / "out", progress=False,
+                       features=True, upmove=False, options=False, kalshi_filter=False, factors=False,
+                       impact=False)
+    run_replay(cfg, resolve_sources(cfg, log=lambda *a: None), log=lambda *a: None)
+    shares = pq.read_table(tmp_path / "out" / "price_discovery").to_pandas()
+    windows = shares[(shares.scope == "window") & (shares.regime == "regular") & (shares.regime_fraction == 1.0)]
+    for etf in ("SPY", "QQQ", "XLF", "IVV", "SMH"):
+        rows = windows[windows.group == f"{etf}_nav"]
+        etf_rows = rows[rows.member == etf]
+        assert len(etf_rows) >= 300, (etf, len(etf_rows))  # 10 s publications over the pure windows
+        assert (etf_rows.coint_rank == 1).mean() >= 0.85, (etf, (etf_rows.coint_rank == 1).mean())
+        leads = (etf_rows.is_mid > 0.5).mean()
+        if etf in FASTER_THAN_BASKET:
+            assert leads >= 0.9, (etf, leads)
+        else:
+            assert leads <= 0.1, (etf, leads)
+
+
 # --------------------------------------------------------------------------- the measured table
 
 

@@ -296,6 +296,23 @@ def test_derived_members_need_one_fresh_constituent():
     assert not mon.members_fresh(fresh)
 
 
+def test_a_base_the_group_does_not_use_cannot_void_its_rows():
+    """The node shares one book across groups: a base that has no value (Kalshi with its filter
+    off, a ticker that never quoted) must not stop the groups that do not use it."""
+    groups = (GroupSpec(name="g", members=("AAA", "BBB")), GroupSpec(name="k", members=("KALSHI", "AAA")))
+    book = SeriesBook.build([m for g in groups for m in g.members])
+    mon = GroupMonitor(groups[0], book, 60, NS, RegimeCalendar())
+    y = np.log(_cointegrated(100, 2, 5))
+    values = np.full(len(book.bases), np.nan)
+    fresh = np.zeros(len(book.bases), dtype=bool)
+    cols = [book.bases.index("AAA"), book.bases.index("BBB")]
+    for i, row in enumerate(y):
+        values[cols], fresh[cols] = row, True
+        est = mon.step(ny(10) + (i + 1) * NS, values, fresh)
+    assert est is not None and est.ok and mon.resets == 0
+    np.testing.assert_allclose(est.shares[SHARE_FIELDS.index("is_mid")].sum(), 1.0)
+
+
 # --------------------------------------------------------------------------- small-group shares
 
 

@@ -165,8 +165,12 @@ class GroupMonitor:
     def __post_init__(self) -> None:
         self.members = tuple(self.spec.members)
         self.n_series = len(self.members)
-        self._weights = self.book.matrix(self.members)
-        self._member_bases = [np.flatnonzero(row != 0.0) for row in self._weights]
+        weights = self.book.matrix(self.members)
+        self._member_bases = [np.flatnonzero(row != 0.0) for row in weights]
+        # only the group's own bases enter its row: a base it does not use may be NaN (never
+        # quoted, Kalshi without its filter) and 0 x NaN would void every row of the group
+        self._used_bases = np.flatnonzero(np.any(weights != 0.0, axis=0))
+        self._weights = np.ascontiguousarray(weights[:, self._used_bases])
         self.per_step = self.n_series <= EXACT_MAX_MARKETS
         self.roll = RollingVECM(self.n_series, self.window, self.k_ar_diff, self.n_series - 1, self.deterministic)
         self._rows = 0  # rows since the last reset
@@ -187,7 +191,7 @@ class GroupMonitor:
         """One grid row at ``t_ns``: ``base_values`` and ``fresh`` are indexed like
         ``book.bases``. Returns the window's estimate when shares were computed at this step."""
         self._last_t_ns = t_ns
-        row = self._weights @ base_values
+        row = self._weights @ base_values[self._used_bases]
         if not (np.all(np.isfinite(row)) and self.members_fresh(fresh)):
             if self._rows:
                 self.roll.reset()

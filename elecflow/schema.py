@@ -322,7 +322,9 @@ class PriceDiscovery(csp.Struct):
 
 class LeadLagEstimate(csp.Struct):
     """Hayashi-Yoshida lead-lag of ``y`` against ``x`` on asynchronous ticks (stream ``lead_lag``).
-    A positive ``best_lag`` (seconds) and ``lead_lag_ratio > 1`` mean x leads y."""
+    A positive ``best_lag`` (seconds) and ``lead_lag_ratio > 1`` mean x leads y; ``identified``
+    says whether the peak stands out of the noise measured on the same ticks (circular shifts,
+    docs/leadership.md), ``lag_low..lag_high`` the lags compatible with it."""
 
     time: dt.datetime  # end of the tick window
     scope: str  # "window" | "regime"
@@ -339,6 +341,11 @@ class LeadLagEstimate(csp.Struct):
     best_correlation: float  # HY correlation at that lag
     zero_lag_correlation: float
     lead_lag_ratio: float  # Huth-Abergel: sum rho^2 (lag > 0) / sum rho^2 (lag < 0)
+    null_sd: float  # sd of the HY correlation under no lead-lag, measured on the same ticks
+    p_value: float  # P(the grid's largest |correlation| reaches the peak's | no lead-lag)
+    identified: bool  # p_value <= 1 %: the peak is distinguishable from noise
+    lag_low: float  # grid lags whose correlation is within 2 null sds of the peak, seconds
+    lag_high: float  # (the whole grid when not identified)
 
 
 class SweepLeadership(csp.Struct):

@@ -720,6 +720,7 @@ TABLE_SCHEMAS.update({
         "key": "string", "view": "string", "pair": "string", "x": "string", "y": "string", "time": "datetime",
         "regime": "string", "windows": "integer", "n_x": "integer", "n_y": "integer", "best_lag": "float",
         "best_correlation": "float", "zero_lag_correlation": "float", "lead_lag_ratio": "float",
+        "null_sd": "float", "p_value": "float", "identified": "boolean", "lag_low": "float", "lag_high": "float",
         "leader": "string",
     },
     SWEEP_TABLE: {
@@ -749,7 +750,8 @@ def lead_lag_row(r: LeadLagEstimate) -> dict[str, Any]:
     row = {name: _finite(getattr(r, name)) for name in TABLE_SCHEMAS[LEAD_LAG_TABLE]
            if name not in ("key", "view", "time", "leader")}
     ratio = r.lead_lag_ratio
-    leader = r.x if ratio > 1.0 else r.y if 0.0 <= ratio < 1.0 else ""  # NaN compares False: no leader
+    # a curve whose peak is noise names no leader, whatever its ratio (NaN compares False: none either)
+    leader = "" if not r.identified else r.x if ratio > 1.0 else r.y if 0.0 <= ratio < 1.0 else ""
     row.update(key=f"{r.pair}|{r.x}|{r.y}|{view}", view=view, time=epoch_ms(r.time), leader=leader)
     return row
 

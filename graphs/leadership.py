@@ -11,9 +11,11 @@ docs/leadership.md ("In the replay graph").
   log mid from the 1 s NBBO sample (the quote in force before the second, carried forward) and
   the Kalshi probit from the filter's grid rows; moves one rolling VECM per group by one row per
   step; publishes every ``publish_seconds``.
-* :func:`lead_lag` keeps each series' ticks (every mid change of the raw quotes; the Kalshi
-  filter at each fill; derived series at each constituent tick) over a moving window and
-  publishes Hayashi-Yoshida curves every ``lead_lag_publish_seconds``.
+* :func:`lead_lag` keeps each series' ticks (every mid change of the raw quotes; at each Kalshi
+  fill, the fill itself or the filter's estimate, ``lead_lag_kalshi``; derived series at each
+  constituent tick) over a moving window and publishes Hayashi-Yoshida curves every
+  ``lead_lag_publish_seconds``, each with its null measured on the same ticks and the
+  identification of its peak.
 * :func:`sweep_leadership` accumulates ISO and total volume per ticker and regresses, at each
   published window, the leadership measures on the ISO shares.
 
@@ -36,7 +38,7 @@ from elecflow.leadership.groups import KALSHI, LeadershipConfig, SeriesBook
 from elecflow.leadership.monitor import EXACT_MAX_MARKETS, SHARE_FIELDS, GroupMonitor
 from elecflow.leadership.regimes import Regime, RegimeCalendar, regime_name
 from elecflow.leadership.sweep import FamaMacBeth, IsoShareWindow, cross_section_slope
-from elecflow.leadership.ticks import CurveSum, DerivedTicks, TickWindow, window_curve
+from elecflow.leadership.ticks import CurveSum, DerivedTicks, TickWindow, window_curve, window_null
 from elecflow.microstructure import counts_in_bars
 from elecflow.schema import (EquityQuote, EquityTrade, KalshiProbability, LeadLagEstimate, Nbbo1s, PriceDiscovery,
                              SweepLeadership)
@@ -52,7 +54,7 @@ def _ns(seconds: float) -> int:
 
 
 def _probit(p: float) -> float:
-    """The Kalshi filter's probability on the probit scale (NaN outside (0, 1))."""
+    """A Kalshi probability on the probit scale (NaN outside (0, 1))."""
     return float(ndtri(p)) if 0.0 < p < 1.0 else NAN
 
 
@@ -174,14 +176,16 @@ def _lead_lag_row(now, scope, pair, x, y, regime, fraction, windows, window_s, n
                            windows=windows, window_seconds=window_s, n_x=n_x, n_y=n_y, best_lag=summary.best_lag,
                            best_correlation=summary.best_correlation,
                            zero_lag_correlation=summary.zero_lag_correlation,
-                           lead_lag_ratio=summary.lead_lag_ratio)
+                           lead_lag_ratio=summary.lead_lag_ratio, null_sd=summary.null_sd, p_value=summary.p_value,
+                           identified=summary.identified, lag_low=summary.lag_low, lag_high=summary.lag_high)
 
 
 @csp.node(memoize=False)
 def lead_lag(quotes: ts[EquityQuote], kalshi: ts[[KalshiProbability]], settings: object,
              date: object) -> ts[[LeadLagEstimate]]:
     """Hayashi-Yoshida lead-lag of every asset against Kalshi and within every group, on the
-    ticks of a moving window, and summed over each regime's non-overlapping pure windows."""
+    ticks of a moving window, and summed over each regime's non-overlapping pure windows; each
+    curve identified against its null (circular shifts of the same ticks, summed alike)."""
     with csp.alarms():
         a_publish = csp.alarm(bool)
         a_final = csp.alarm(bool)
@@ -200,6 +204,7 @@ def lead_lag(quotes: ts[EquityQuote], kalshi: ts[[KalshiProbability]], settings:
                          ] if settings.lead_lag_within_groups else []
         s_kalshi_assets = []  # tickers paired with Kalshi, in order of first quote
         s_lags = settings.lag_grid()
+        s_kalshi_field = settings.lead_lag_kalshi  # "p_obs" (the fill) or "p" (the filter)
         s_window_ns = _ns(settings.lead_lag_window_seconds)
         s_calendar = _calendar(settings, date)
         s_sums = {}  # (pair, x, y, regime) -> CurveSum
@@ -237,9 +242,11 @@ def lead_lag(quotes: ts[EquityQuote], kalshi: ts[[KalshiProbability]], settings:
     if csp.ticked(kalshi):
         for k in kalshi:
             if k.kind == "fill":
-                value = _probit(k.p)
-                if math.isfinite(value):
-                    s_windows.setdefault(KALSHI, TickWindow()).append(datetime_to_ns(k.time), value)
+                value = _probit(getattr(k, s_kalshi_field))
+                kalshi_ticks = s_windows.setdefault(KALSHI, TickWindow())
+                # like the mids: a tick per change (consecutive fills often trade at one price)
+                if math.isfinite(value) and value != kalshi_ticks.last_value:
+                    kalshi_ticks.append(datetime_to_ns(k.time), value)
     if csp.ticked(a_publish):
         csp.schedule_alarm(a_publish, dt.timedelta(seconds=settings.lead_lag_publish_seconds), True)
     if (csp.ticked(a_publish) or csp.ticked(a_final)) and s_published_at != csp.now():
@@ -262,14 +269,16 @@ def lead_lag(quotes: ts[EquityQuote], kalshi: ts[[KalshiProbability]], settings:
             curve = window_curve(wx, wy, start, end, s_lags)
             if curve is None:
                 continue
-            cov, var_x, var_y, n_x, n_y = curve
+            null = window_null(wx, wy, start, end, s_lags, settings.lead_lag_null_pairs)
             acc = CurveSum(len(s_lags))
-            acc.add(cov, var_x, var_y, n_x, n_y)
-            rows.append(_lead_lag_row(now, "window", pair, x, y, regime_label, fraction, 1, window_s, n_x, n_y,
-                                      acc.summary(s_lags)))
-            if tile:
+            acc.add(*curve, null)
+            rows.append(_lead_lag_row(now, "window", pair, x, y, regime_label, fraction, 1, window_s, curve[3],
+                                      curve[4], acc.summary(s_lags)))
+            # a regime's null must cover every window of its curve: a window too short for shifts
+            # beyond the lag grid (a series' first ticks) stays out of the sum
+            if tile and null is not None:
                 total = s_sums.setdefault((pair, x, y, regime), CurveSum(len(s_lags)))
-                total.add(cov, var_x, var_y, n_x, n_y)
+                total.add(*curve, null)
                 rows.append(_lead_lag_row(now, "regime", pair, x, y, regime_label, 1.0, total.windows, window_s,
                                           total.n_x, total.n_y, total.summary(s_lags)))
         # ticks before the next window's start are no longer needed (the end-time window included)

@@ -260,25 +260,30 @@ const LAG = { number_format: { minimumFractionDigits: 2, maximumFractionDigits: 
 Object.assign(LAYOUTS, {
   "viewer-lead-lag": {
     plugin: "Datagrid",
-    columns: ["y", "leader", "best_lag", "best_correlation", "zero_lag_correlation", "lead_lag_ratio", "n_x", "n_y",
-              "windows", "time"],
+    columns: ["y", "leader", "identified", "best_lag", "lag_low", "lag_high", "best_correlation", "null_sd",
+              "p_value", "lead_lag_ratio", "n_x", "n_y", "windows", "time"],
     filter: [["pair", "==", "kalshi"], ["view", "==", "latest"]],
     sort: [["y", "asc"]],
-    title: "Lead-lag against Kalshi (Hayashi-Yoshida on ticks) · best_lag s > 0 and ratio > 1: Kalshi leads",
+    title: "Lead-lag against Kalshi (Hayashi-Yoshida on ticks) · best_lag s > 0 and ratio > 1: Kalshi leads; "
+      + "a leader only where the peak stands out of the measured noise (identified), lags lag_low..lag_high fit it",
     columns_config: {
       time: { date_format: NY_TIME }, best_lag: { bg_mode: "gradient", bg_gradient: 10, ...LAG },
-      best_correlation: SHARE, zero_lag_correlation: SHARE, lead_lag_ratio: LAG,
+      lag_low: LAG, lag_high: LAG, best_correlation: SHARE, null_sd: SHARE,
+      p_value: { number_format: { maximumSignificantDigits: 2 } }, lead_lag_ratio: LAG,
     },
     settings: false,
   },
   "viewer-lead-lag-groups": {
     plugin: "Datagrid",
-    columns: ["pair", "x", "y", "leader", "best_lag", "best_correlation", "lead_lag_ratio", "n_x", "n_y", "windows",
-              "time"],
+    columns: ["pair", "x", "y", "leader", "identified", "best_lag", "lag_low", "lag_high", "best_correlation",
+              "lead_lag_ratio", "n_x", "n_y", "windows", "time"],
     filter: [["pair", "!=", "kalshi"], ["view", "==", "latest"]],
     sort: [["pair", "asc"], ["x", "asc"]],
-    title: "Lead-lag within groups · best_lag s > 0 and ratio > 1: x leads y",
-    columns_config: { time: { date_format: NY_TIME }, best_lag: LAG, best_correlation: SHARE, lead_lag_ratio: LAG },
+    title: "Lead-lag within groups · best_lag s > 0 and ratio > 1: x leads y (leader only where identified)",
+    columns_config: {
+      time: { date_format: NY_TIME }, best_lag: LAG, lag_low: LAG, lag_high: LAG, best_correlation: SHARE,
+      lead_lag_ratio: LAG,
+    },
     settings: false,
   },
   "viewer-price-discovery": {

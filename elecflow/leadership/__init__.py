@@ -14,7 +14,9 @@ Estimation core, no csp, no I/O (numpy, numba); model, conventions and measured 
   order-invariant share, Gonzalo-Granger component share and Putnins' information
   leadership share; :func:`long_run_impact` - the common-trend loading ``Xi``.
 * :func:`hayashi_yoshida`, :func:`lead_lag` - the Hayashi-Yoshida covariance of
-  asynchronous ticks at a grid of lags, its argmax and the Huth-Abergel lead-lag ratio.
+  asynchronous ticks at a grid of lags, its argmax and the Huth-Abergel lead-lag ratio;
+  :func:`hayashi_yoshida_null`, :func:`identify_lead_lag` - the curve's null measured by
+  circular shifts of the same ticks, and whether the peak is identified, with its lag interval.
 
 Applied in the replay graph (``graphs/leadership.py``; docs/leadership.md, "In the replay
 graph"): :mod:`~elecflow.leadership.groups` (price-discovery groups, NAV and election-portfolio
@@ -25,7 +27,16 @@ regime averages), :mod:`~elecflow.leadership.ticks` (tick windows, summed HY cur
 Newey-West errors).
 """
 
-from elecflow.leadership.hayashi_yoshida import HayashiYoshida, LeadLag, hayashi_yoshida, lead_lag
+from elecflow.leadership.hayashi_yoshida import (
+    HayashiYoshida,
+    HYNull,
+    Identification,
+    LeadLag,
+    hayashi_yoshida,
+    hayashi_yoshida_null,
+    identify_lead_lag,
+    lead_lag,
+)
 from elecflow.leadership.rolling import RollingVECM, rolling_fits
 from elecflow.leadership.shares import (
     PriceDiscoveryShares,
@@ -69,6 +80,8 @@ __all__ = [
     "TRACE_CRITICAL_VALUES",
     "CointRankTest",
     "HayashiYoshida",
+    "HYNull",
+    "Identification",
     "LagOrderSelection",
     "LeadLag",
     "PriceDiscoveryShares",
@@ -76,6 +89,8 @@ __all__ = [
     "VECMFit",
     "fit_vecm",
     "hayashi_yoshida",
+    "hayashi_yoshida_null",
+    "identify_lead_lag",
     "lead_lag",
     "long_run_impact",
     "orthogonal_complement",

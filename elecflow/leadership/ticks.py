@@ -11,12 +11,15 @@ Hayashi-Yoshida curves accumulated per regime.
   portfolio) a tick whenever one of its constituents ticks, updated in O(1) per tick and
   re-summed exactly at every :meth:`~DerivedTicks.resync` to stop rounding from accumulating.
 * :func:`summarise_curve` applies :func:`elecflow.leadership.lead_lag`'s rules (the lag
-  maximising ``|HY|``, ties to the smallest ``|lag|``; Huth-Abergel's ratio) to any covariance
-  curve - in particular to a **sum** of curves: the Hayashi-Yoshida covariance is a sum over
-  pairs of increments, so the curves of disjoint windows add up to the curve of their union
-  (up to the pairs that straddle a window boundary at a non-zero lag, a share of about
-  ``max lag / window`` of them). :class:`CurveSum` keeps such a sum per pair and regime: the
-  per-regime lead-lag uses every non-overlapping window lying entirely in the regime.
+  maximising ``|HY|``, ties to the smallest ``|lag|``; Huth-Abergel's ratio; identification
+  against the measured null, :func:`~elecflow.leadership.hayashi_yoshida.identify_lead_lag`) to
+  any covariance curve - in particular to a **sum** of curves: the Hayashi-Yoshida covariance is
+  a sum over pairs of increments, so the curves of disjoint windows add up to the curve of their
+  union (up to the pairs that straddle a window boundary at a non-zero lag, a share of about
+  ``max lag / window`` of them), and so do the null's moments (:func:`window_null`; windows are
+  independent under the null, so their variances add). :class:`CurveSum` keeps such a sum per
+  pair and regime: the per-regime lead-lag uses every non-overlapping window lying entirely in
+  the regime.
 
 Times in the Hayashi-Yoshida calls are seconds relative to the window start (float64 keeps
 nanoseconds there; epoch seconds would keep only ~0.2 us).
@@ -31,9 +34,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from elecflow.leadership.hayashi_yoshida import hayashi_yoshida
+from elecflow.leadership.hayashi_yoshida import (NULL_SHIFT_PAIRS, HYNull, hayashi_yoshida, hayashi_yoshida_null,
+                                                 identify_lead_lag)
 
-__all__ = ["TickWindow", "DerivedTicks", "CurveSummary", "CurveSum", "summarise_curve", "window_curve"]
+__all__ = ["TickWindow", "DerivedTicks", "CurveSummary", "CurveSum", "summarise_curve", "window_curve", "window_null"]
 
 
 class TickWindow:
@@ -142,18 +146,26 @@ class DerivedTicks:
 @dataclass(frozen=True)
 class CurveSummary:
     """Argmax lag (positive: x leads y), the correlation there and at lag 0, and the
-    Huth-Abergel lead-lag ratio, as :func:`elecflow.leadership.lead_lag` defines them."""
+    Huth-Abergel lead-lag ratio, as :func:`elecflow.leadership.lead_lag` defines them; the
+    null sd of the correlation, the peak's p-value, whether it is identified and the interval
+    of lags compatible with it (:func:`~elecflow.leadership.hayashi_yoshida.identify_lead_lag`)."""
 
     best_lag: float
     best_correlation: float
     zero_lag_correlation: float
     lead_lag_ratio: float
+    null_sd: float
+    p_value: float
+    identified: bool
+    lag_low: float
+    lag_high: float
 
 
 def summarise_curve(lags: np.ndarray, covariance: np.ndarray, realised_var_x: float,
-                    realised_var_y: float) -> CurveSummary:
+                    realised_var_y: float, null: HYNull | None = None) -> CurveSummary:
     """:func:`elecflow.leadership.lead_lag`'s summary of a covariance curve (e.g. a sum of
-    per-window curves with the sums of the realised variances)."""
+    per-window curves with the sums of the realised variances and of the null moments; without
+    ``null`` nothing is identified)."""
     lags = np.asarray(lags, dtype=np.float64)
     cov = np.asarray(covariance, dtype=np.float64)
     scale = math.sqrt(realised_var_x * realised_var_y)
@@ -169,7 +181,19 @@ def summarise_curve(lags: np.ndarray, covariance: np.ndarray, realised_var_x: fl
         den = float(np.sum(corr[negative] ** 2))
         ratio = num / den if den > 0.0 else (math.inf if num > 0.0 else math.nan)
     zero = np.flatnonzero(lags == 0.0)
-    return CurveSummary(float(lags[best]), float(corr[best]), float(corr[zero[0]]) if zero.size else math.nan, ratio)
+    ident = identify_lead_lag(lags, corr, best, null, realised_var_x, realised_var_y)
+    return CurveSummary(float(lags[best]), float(corr[best]), float(corr[zero[0]]) if zero.size else math.nan, ratio,
+                        ident.null_sd, ident.p_value, ident.identified, ident.lag_low, ident.lag_high)
+
+
+def _window_seconds(x: TickWindow, y: TickWindow, start_ns: int, end_ns: int, min_ticks: int):
+    """Both series' ticks over ``[start_ns, end_ns)`` in seconds from ``start_ns``, or ``None``
+    when either has fewer than ``min_ticks``."""
+    tx, vx = x.window(start_ns, end_ns)
+    ty, vy = y.window(start_ns, end_ns)
+    if tx.size < min_ticks or ty.size < min_ticks:
+        return None
+    return (tx - start_ns) * 1e-9, vx, (ty - start_ns) * 1e-9, vy
 
 
 def window_curve(x: TickWindow, y: TickWindow, start_ns: int, end_ns: int, lags: np.ndarray,
@@ -177,18 +201,27 @@ def window_curve(x: TickWindow, y: TickWindow, start_ns: int, end_ns: int, lags:
     """The Hayashi-Yoshida curve of ``x`` and ``y`` over ``[start_ns, end_ns)``:
     ``(covariance, realised_var_x, realised_var_y, n_x, n_y)``, or ``None`` when either side
     has fewer than ``min_ticks`` ticks or did not move."""
-    tx, vx = x.window(start_ns, end_ns)
-    ty, vy = y.window(start_ns, end_ns)
-    if tx.size < min_ticks or ty.size < min_ticks:
+    ticks = _window_seconds(x, y, start_ns, end_ns, min_ticks)
+    if ticks is None:
         return None
-    hy = hayashi_yoshida((tx - start_ns) * 1e-9, vx, (ty - start_ns) * 1e-9, vy, lags)
+    hy = hayashi_yoshida(*ticks, lags)
     if not (hy.realised_var_x > 0.0 and hy.realised_var_y > 0.0):
         return None
-    return hy.covariance, hy.realised_var_x, hy.realised_var_y, int(tx.size), int(ty.size)
+    return hy.covariance, hy.realised_var_x, hy.realised_var_y, int(ticks[0].size), int(ticks[2].size)
+
+
+def window_null(x: TickWindow, y: TickWindow, start_ns: int, end_ns: int, lags: np.ndarray,
+                pairs: int = NULL_SHIFT_PAIRS, min_ticks: int = 3) -> HYNull | None:
+    """The null moments of :func:`window_curve`'s curve on the same ticks
+    (:func:`~elecflow.leadership.hayashi_yoshida.hayashi_yoshida_null`), or ``None`` when the
+    ticks are too few or span too little time for shifts beyond the lag grid."""
+    ticks = _window_seconds(x, y, start_ns, end_ns, min_ticks)
+    return None if ticks is None else hayashi_yoshida_null(*ticks, lags, pairs)
 
 
 class CurveSum:
-    """A running sum of Hayashi-Yoshida curves (one pair, one regime)."""
+    """A running sum of Hayashi-Yoshida curves and of their null moments (one pair, one
+    regime). A window added without a null leaves the sum without one."""
 
     def __init__(self, n_lags: int):
         self.covariance = np.zeros(n_lags)
@@ -197,14 +230,17 @@ class CurveSum:
         self.n_x = 0
         self.n_y = 0
         self.windows = 0
+        self.null: HYNull | None = HYNull(0.0, 0.0, 0)
 
-    def add(self, covariance: np.ndarray, var_x: float, var_y: float, n_x: int, n_y: int) -> None:
+    def add(self, covariance: np.ndarray, var_x: float, var_y: float, n_x: int, n_y: int,
+            null: HYNull | None = None) -> None:
         self.covariance += covariance
         self.var_x += var_x
         self.var_y += var_y
         self.n_x += n_x
         self.n_y += n_y
         self.windows += 1
+        self.null = None if self.null is None or null is None else self.null + null
 
     def summary(self, lags: np.ndarray) -> CurveSummary:
-        return summarise_curve(lags, self.covariance, self.var_x, self.var_y)
+        return summarise_curve(lags, self.covariance, self.var_x, self.var_y, self.null)

@@ -19,15 +19,19 @@ from pydantic import ValidationError
 
 from elecflow import universe as U
 from elecflow.calendar import ELECTION_DAY, utc_ns
-from elecflow.leadership import fit_vecm, hayashi_yoshida, lead_lag, price_discovery_shares, select_coint_rank
+from elecflow.leadership import (RollingVECM, VECMFit, fit_vecm, hayashi_yoshida, lead_lag, price_discovery_shares,
+                                 select_coint_rank)
+from elecflow.leadership import _kernels
 from elecflow.leadership._small_shares import small_shares
 from elecflow.leadership.groups import (ELECTION, KALSHI, NAV_PREFIX, GroupSpec, LeadershipConfig, SeriesBook,
                                         default_groups, election_portfolio_weights, nav_etfs, nav_weights,
                                         panel_group)
 from elecflow.leadership.monitor import SHARE_FIELDS, GroupMonitor, trace_rank
 from elecflow.leadership.regimes import Regime, RegimeCalendar, regime_name
+from elecflow.leadership.rolling import _OUT_BLOCK_ROWS
 from elecflow.leadership.sweep import FamaMacBeth, IsoShareWindow, cross_section_slope, newey_west_mean
 from elecflow.leadership.ticks import CurveSum, DerivedTicks, TickWindow, summarise_curve, window_curve
+from elecflow.leadership.vecm import batch_moments
 
 NS = 1_000_000_000
 
@@ -477,3 +481,71 @@ def test_iso_share_window_against_brute_force():
         win.shares(end - 500 * NS, end)
     with pytest.raises(ValueError, match="older than the window"):
         win.add("SPY", end - 400 * NS, 1.0, False)
+
+
+# --------------------------------------------------------------------------- rolling VECM internals
+
+
+def test_rolling_fits_are_read_only_views_equal_to_plain_fits():
+    """update() hands out views into blocks of packed results with the block layout already
+    set: each equals a VECMFit built the plain way, stays unchanged while later steps fill
+    new blocks, and equals a fresh solve of the same moments bit for bit."""
+    y = _cointegrated(500, 3, 11)
+    roll = RollingVECM(3, 100, 1, 2, "ci")
+    kept = []
+    for row in y:
+        fit = roll.update(row)
+        if fit is not None:
+            assert np.array_equal(fit.params, roll.fit().params)
+            kept.append((fit, fit.params.copy()))
+    assert len(kept) > 3 * _OUT_BLOCK_ROWS
+    for fit, params in kept[::37]:
+        assert np.array_equal(fit.params, params) and not fit.params.flags.writeable
+        plain = VECMFit(params, fit.n_series, fit.coint_rank, fit.k_ar_diff, fit.n_inside, fit.n_outside, fit.nobs,
+                        fit.deterministic)
+        for name in ("alpha", "beta", "beta_full", "det_coef_coint", "gamma", "det_coef", "sigma_u", "eigenvalues",
+                     "llf", "pi", "gamma_lags"):
+            np.testing.assert_array_equal(getattr(fit, name), getattr(plain, name), err_msg=name)
+    with pytest.raises(ValueError, match="read-only"):
+        kept[0][0].params[0] = 0.0
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 8])
+def test_jacobi_eigen_equals_numpy(n):
+    rng = np.random.default_rng(n)
+    x = rng.standard_normal((n, n))
+    # positive definite, diagonal, zero, and a cluster of nearly equal eigenvalues
+    for matrix in (x @ x.T, np.diag(rng.standard_normal(n)), np.zeros((n, n)), np.eye(n) + 1e-9 * (x + x.T)):
+        ws = np.zeros((2, n, n))
+        ws[0] = matrix
+        _kernels._jacobi_eigen(ws, 0, n, 1)
+        values, vectors = np.diag(ws[0]), ws[1]
+        atol = 1e-13 * np.abs(matrix).max()
+        np.testing.assert_allclose(np.sort(values), np.linalg.eigvalsh(matrix), rtol=0, atol=atol)
+        np.testing.assert_allclose(matrix @ vectors, vectors * values, rtol=0, atol=atol)
+        np.testing.assert_allclose(vectors.T @ vectors, np.eye(n), rtol=0, atol=1e-14)
+
+
+def test_llf_where_the_determinant_leaves_the_double_range():
+    """The solver takes one log of det S00 prod (1 - lambda_i) unless that product under- or
+    overflows. Prices scaled by c: only sigma_u (times c^2), the inside constant (times c)
+    and llf (minus nobs K log c) change."""
+    y = _cointegrated(300, 3, 12)
+    base = fit_vecm(y, 1, 2, "ci")
+    for c in (1e-110, 1e110):  # det S00 ~ (1e-4 c^2)^3: 1e-672 and 1e648
+        scaled = fit_vecm(y * c, 1, 2, "ci")
+        assert scaled.llf == pytest.approx(base.llf - base.nobs * 3 * math.log(c), rel=1e-12)
+        np.testing.assert_allclose(scaled.alpha, base.alpha, rtol=1e-9)
+        np.testing.assert_allclose(scaled.beta, base.beta, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(scaled.det_coef_coint, base.det_coef_coint * c, rtol=1e-9)
+        np.testing.assert_allclose(scaled.sigma_u, base.sigma_u * c * c, rtol=1e-9)
+
+
+def test_solver_refuses_a_workspace_too_small():
+    mw, shift, trend_offset, trend_scale, nobs = batch_moments(_cointegrated(100, 2, 13), 1)
+    (slabs, side, _), int_shape = _kernels.workspace_shapes(2, 1, 1, 0)
+    out = np.empty(_kernels.packed_size(2, 1, 3, 2))
+    for ws_shape in ((slabs - 1, side, side), (slabs, side - 1, side)):
+        with pytest.raises(ValueError, match="workspace too small"):
+            _kernels.johansen_from_moments(mw, float(nobs), 2, 1, 1, 0, 1, 0, 0, shift, trend_offset, trend_scale,
+                                           out, np.empty(ws_shape), np.empty(int_shape, dtype=np.int64))

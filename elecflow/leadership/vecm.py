@@ -272,19 +272,13 @@ class VECMFit:
     deterministic: str
 
     @cached_property
-    def _layout(self) -> tuple[tuple[int, tuple[int, ...]], ...]:
-        K, r = self.n_series, self.coint_rank
-        p1 = K + self.n_inside
-        p2 = K * self.k_ar_diff + self.n_outside
-        blocks, start = [], 0
-        for shape in ((K, r), (p1, r), (K, p2), (K, K), (K,)):
-            blocks.append((start, shape))
-            start += math.prod(shape)
-        return tuple(blocks)
+    def _layout(self) -> tuple[tuple[int, int, tuple[int, ...]], ...]:
+        return params_layout(self.n_series, self.coint_rank, self.k_ar_diff, self.n_inside,
+                             self.n_outside)
 
     def _block(self, index: int) -> np.ndarray:
-        start, shape = self._layout[index]
-        return self.params[start:start + math.prod(shape)].reshape(shape)
+        start, stop, shape = self._layout[index]
+        return self.params[start:stop].reshape(shape)
 
     @property
     def alpha(self) -> np.ndarray:
@@ -340,6 +334,32 @@ class VECMFit:
                 f"nobs={self.nobs}, llf={self.llf:.6g})")
 
 
+def params_layout(n_series: int, coint_rank: int, k_ar_diff: int, n_inside: int,
+                  n_outside: int) -> tuple[tuple[int, int, tuple[int, ...]], ...]:
+    """``(start, stop, shape)`` of the blocks of :attr:`VECMFit.params`: alpha, beta_full,
+    gamma_full, sigma_u, eigenvalues (``llf`` is the last entry)."""
+    K, r = n_series, coint_rank
+    p1 = K + n_inside
+    p2 = K * k_ar_diff + n_outside
+    blocks, start = [], 0
+    for shape in ((K, r), (p1, r), (K, p2), (K, K), (K,)):
+        stop = start + math.prod(shape)
+        blocks.append((start, stop, shape))
+        start = stop
+    return tuple(blocks)
+
+
+def fit_fields(n_series: int, coint_rank: int, k_ar_diff: int, det: Deterministic,
+               nobs: int) -> dict:
+    """The instance attributes of a :class:`VECMFit` but ``params``, with the block layout
+    already in place (what every fit of one configuration shares)."""
+    return dict(n_series=n_series, coint_rank=coint_rank, k_ar_diff=k_ar_diff,
+                n_inside=det.n_inside, n_outside=det.n_outside, nobs=nobs,
+                deterministic=det.name,
+                _layout=params_layout(n_series, coint_rank, k_ar_diff, det.n_inside,
+                                      det.n_outside))
+
+
 def solve_from_moments(mw: np.ndarray, nobs: int, n_series: int, k_ar_diff: int,
                        coint_rank: int, det: Deterministic, shift: np.ndarray,
                        trend_offset: float, trend_scale: float) -> VECMFit:
@@ -347,27 +367,43 @@ def solve_from_moments(mw: np.ndarray, nobs: int, n_series: int, k_ar_diff: int,
     p1 = n_series + det.n_inside
     p2 = n_series * k_ar_diff + det.n_outside
     out = np.empty(_k.packed_size(n_series, coint_rank, p1, p2))
+    ws_shape, iws_shape = _k.workspace_shapes(n_series, k_ar_diff, det.n_inside,
+                                              det.n_outside)
     status = _k.johansen_from_moments(
         mw, float(nobs), n_series, k_ar_diff, coint_rank, int(det.const_outside),
         int(det.const_inside), int(det.trend_outside), int(det.trend_inside), shift,
-        float(trend_offset), float(trend_scale), out)
+        float(trend_offset), float(trend_scale), out, np.empty(ws_shape),
+        np.empty(iws_shape, dtype=np.int64))
     return make_fit(status, out, n_series, coint_rank, k_ar_diff, det, nobs)
+
+
+def failure_message(status: int) -> str:
+    """Why the solver failed with ``status``."""
+    return (f"{_STATUS_MESSAGES.get(status, f'solver status {status}')}: a series is constant "
+            "or the series are collinear over the sample, or the deterministic terms "
+            "duplicate each other")
 
 
 def make_fit(status: int, out: np.ndarray, n_series: int, coint_rank: int, k_ar_diff: int,
              det: Deterministic, nobs: int) -> VECMFit:
     """Wrap a packed kernel result (or raise ``ValueError`` for a failed status)."""
     if status != _k.OK:
-        raise ValueError(f"{_STATUS_MESSAGES.get(status, f'solver status {status}')}: a series "
-                         "is constant or the series are collinear over the sample, or the "
-                         "deterministic terms duplicate each other")
+        raise ValueError(failure_message(status))
     out.flags.writeable = False
-    # Equivalent to VECMFit(out, ...) - a frozen dataclass's __init__ is one
-    # object.__setattr__ per field - but a third of the cost on the rolling hot path.
+    return wrap_params(out, fit_fields(n_series, coint_rank, k_ar_diff, det, nobs))
+
+
+def wrap_params(params: np.ndarray, fields: dict) -> VECMFit:
+    """``VECMFit`` of a read-only packed result and :func:`fit_fields`.
+
+    Equivalent to ``VECMFit(params, ...)`` - a frozen dataclass's ``__init__`` is one
+    ``object.__setattr__`` per field - at a third of the cost (the rolling hot path); the
+    precomputed layout spares every fit its first block access's layout computation.
+    """
     fit = object.__new__(VECMFit)
-    fit.__dict__.update(params=out, n_series=n_series, coint_rank=coint_rank,
-                        k_ar_diff=k_ar_diff, n_inside=det.n_inside, n_outside=det.n_outside,
-                        nobs=nobs, deterministic=det.name)
+    attributes = fit.__dict__
+    attributes.update(fields)
+    attributes["params"] = params
     return fit
 
 

@@ -92,28 +92,70 @@ def test_a_designed_delay_is_identified_with_an_interval_around_it():
     assert backward.identified and backward.lag_low <= -delay <= backward.lag_high
 
 
-def test_circular_shift_is_the_covariance_with_a_rotated_copy():
-    """One shift pair: the null's variance is the mean square of HY at lag 0 of x against y with
-    its increments moved around the span by the shift (built here with numpy)."""
-    rng = np.random.default_rng(3)
-    t_x, x, t_y, y = _independent_pair(rng, 1.0, 0.7, 300.0, 0.0)
-    lags = np.array([-1.0, 0.0, 1.0])
-    null = hayashi_yoshida_null(t_x, x, t_y, y, lags, pairs=1)
+def _circular_hy(t_x, x, t_y, y, shift):
+    """HY at lag 0 of x against y's increments moved around the circle of the sample's span by
+    ``shift``, by the definition: each increment's interval (s_{j-1}, s_j] becomes an arc, cut
+    into two pieces where it crosses the window's edge; a pair counts once per piece it overlaps
+    (half-open intervals). O(n m) double loop, independent of the compiled construction."""
     origin = min(t_x[0], t_y[0])
     span = max(t_x[-1], t_y[-1]) - origin
+    total = 0.0
+    for j in range(1, t_y.size):
+        a, b = t_y[j - 1] - origin + shift, t_y[j] - origin + shift
+        if b <= span:
+            pieces = [(a, b)]
+        elif a >= span:
+            pieces = [(a - span, b - span)]
+        else:
+            pieces = [(a, span), (-span, b - span)]  # -span: any point before x's first tick
+        dy = y[j] - y[j - 1]
+        for lo, hi in pieces:
+            for i in range(1, t_x.size):
+                left, right = t_x[i - 1] - origin, t_x[i] - origin
+                if left < hi and lo < right:
+                    total += (x[i] - x[i - 1]) * dy
+    return total
 
-    def rotated(shift):
-        moved = (t_y[1:] - origin + shift) % span + origin
-        order = np.argsort(moved)
-        times = np.concatenate(([origin - span], moved[order]))
-        return times, np.concatenate(([0.0], np.cumsum(np.diff(y)[order])))
 
+@pytest.mark.parametrize("y_window", [(0.0, 300.0), (60.0, 300.0), (0.0, 180.0), (40.0, 200.0)])
+def test_circular_shift_is_the_covariance_with_y_moved_around_the_circle(y_window):
+    """One shift pair: the null's variance is the mean square of HY at lag 0 of x against y
+    moved around the circle by the shift (the definition, as a double loop), whether y ticks
+    over the whole span, starts late or falls silent early (the arcs then wrap differently)."""
+    rng = np.random.default_rng(3)
+    t_x, x, t_y, y = _independent_pair(rng, 1.0, 0.7, 300.0, 0.0)
+    keep = (t_y >= y_window[0]) & (t_y <= y_window[1])
+    t_y, y = t_y[keep], y[keep]
+    lags = np.array([-1.0, 0.0, 1.0])
+    null = hayashi_yoshida_null(t_x, x, t_y, y, lags, pairs=1)
     guard = 2.0 * 1.0  # 2 max|lag|; the first of one pair of shifts
-    at = hayashi_yoshida(t_x, x, *rotated(guard), [0.0]).covariance[0]
-    beside = hayashi_yoshida(t_x, x, *rotated(guard + 1.0), [0.0]).covariance[0]  # + the grid step
+    at = _circular_hy(t_x, x, t_y, y, guard)
+    beside = _circular_hy(t_x, x, t_y, y, guard + 1.0)  # + the grid step
     assert null.pairs == 1
-    assert null.variance == pytest.approx(0.5 * (at ** 2 + beside ** 2), rel=1e-10)
-    assert null.neighbour_covariance == pytest.approx(at * beside, rel=1e-10)
+    assert null.variance == pytest.approx(0.5 * (at ** 2 + beside ** 2), rel=1e-9)
+    assert null.neighbour_covariance == pytest.approx(at * beside, rel=1e-9)
+    # every shift of a pairs=7 null, against the definition
+    many = hayashi_yoshida_null(t_x, x, t_y, y, lags, pairs=7)
+    span = max(t_x[-1], t_y[-1]) - min(t_x[0], t_y[0])
+    shifts = np.linspace(guard, span - guard - 1.0, 7)
+    ref = [_circular_hy(t_x, x, t_y, y, h) for h in shifts]
+    ref_beside = [_circular_hy(t_x, x, t_y, y, h + 1.0) for h in shifts]
+    assert many.variance == pytest.approx(0.5 * (np.mean(np.square(ref)) + np.mean(np.square(ref_beside))),
+                                          rel=1e-9)
+
+
+def test_degrees_of_freedom_of_a_sum_of_nulls_are_satterthwaites():
+    """A regime row's null variance is a sum of window estimates: one dominant window carries
+    about its own shift pairs' worth of degrees of freedom, not the total."""
+    from elecflow.leadership.hayashi_yoshida import HYNull
+
+    one = HYNull(2.0, 1.0, 24)
+    assert one.degrees_of_freedom == pytest.approx(24.0)
+    equal = sum([HYNull(1.0, 0.5, 24)] * 12, HYNull(0.0, 0.0, 0))
+    assert equal.pairs == 12 * 24 and equal.degrees_of_freedom == pytest.approx(12 * 24)
+    dominant = HYNull(100.0, 50.0, 24) + sum([HYNull(1.0, 0.5, 24)] * 11, HYNull(0.0, 0.0, 0))
+    assert dominant.degrees_of_freedom == pytest.approx(111.0 ** 2 / ((100.0 ** 2 + 11.0) / 24.0))
+    assert 24.0 < dominant.degrees_of_freedom < 30.0
 
 
 def test_regime_sum_of_window_nulls_is_the_null_of_the_union():

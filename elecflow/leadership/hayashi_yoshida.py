@@ -42,10 +42,18 @@ alternative, with the process's expected total variation over the grid taken fro
 
 (``n`` grid lags; Bonferroni when neighbours are nearly independent), with ``z`` first mapped
 through Student's t with as many degrees of freedom as shift pairs (the null variance is itself
-an estimate). The lead-lag is *identified* when that p-value is at most
+an estimate; for a sum over windows, Satterthwaite's degrees of freedom of the summed variances). The lead-lag is *identified* when that p-value is at most
 ``FALSE_IDENTIFICATION_RATE`` (1 %); its interval is the span of the grid lags whose
 correlation, with the peak's sign, is within ``INTERVAL_Z`` null sds of the peak (the whole grid
 when not identified). The null's moments add over disjoint samples like the curves themselves.
+
+What ``identified`` rejects is independence of the two series *including the timing of their
+volatility*: a shift moves y's volatile stretches onto x's quiet ones, so two unrelated series
+whose volatility rises at the same moments (a common news burst) get a null that is too small
+and are called identified far more often than 1 % (an independent review measured 24 % for a
+common x3 volatility burst of 60 s in a 600 s window, 3 % for x2). One dominant jump makes
+the peak's tail heavier than Student's (3-4 % with a partially adjusted partner). Read it as
+"not independent", and the lag interval as the lags compatible with the peak.
 """
 
 from __future__ import annotations
@@ -100,33 +108,48 @@ def _hy_lags(t_x, x, t_y, y, lags, out):  # pragma: no cover - numba
 @nb.njit(cache=True)
 def _hy_circular(t_x, x, t_y, y, shifts, out):  # pragma: no cover - numba
     # y's increments moved by each shift around the circle [origin, origin + span): the
-    # increment ending at s_j goes to origin + (s_j - origin + shift) mod span, in rotated
-    # order; the shifted path starts one span before the origin, before any tick of x
+    # increment over (s_{j-1}, s_j] goes to the arc from origin + (s_{j-1} - origin + shift)
+    # mod span to origin + (s_j - origin + shift) mod span. In rotated order: a pad before the
+    # origin (so the first arc starts before any tick of x), the ticks that wrap (moved back
+    # one span), y's first tick (no increment: it starts the arc of the second tick) and the
+    # ticks that do not wrap; the one increment whose arc crosses the window's edge, if any,
+    # also closes the circle as a last tick after the edge (its two pieces meet x's increments
+    # at the window's two ends).
     origin = min(t_x[0], t_y[0])
     span = max(t_x[-1], t_y[-1]) - origin
     m = t_y.shape[0]
-    t_s = np.empty(m)
-    y_s = np.empty(m)
-    t_s[0] = origin - span
-    y_s[0] = 0.0
+    t_s = np.empty(m + 2)
+    y_s = np.empty(m + 2)
     for k in range(shifts.shape[0]):
         shift = shifts[k]
-        wrap = m
-        while wrap > 1 and t_y[wrap - 1] - origin + shift >= span:
-            wrap -= 1
+        wrap = 0  # the first tick that wraps (m: none)
+        while wrap < m and t_y[wrap] - origin + shift < span:
+            wrap += 1
+        t_s[0] = origin - span
+        y_s[0] = 0.0
         pos = 1
         level = 0.0
         for j in range(wrap, m):
+            if j > 0:
+                level += y[j] - y[j - 1]
             t_s[pos] = t_y[j] + shift - span
-            level += y[j] - y[j - 1]
             y_s[pos] = level
             pos += 1
-        for j in range(1, wrap):
-            t_s[pos] = t_y[j] + shift
-            level += y[j] - y[j - 1]
+        for j in range(wrap):
+            t = t_y[j] + shift
+            if j > 0:
+                level += y[j] - y[j - 1]
+            elif pos > 1 and t <= t_s[pos - 1]:
+                continue  # y spans the whole window: its first tick is its last one, moved
+            t_s[pos] = t
             y_s[pos] = level
             pos += 1
-        out[k] = _hy_at(t_x, x, t_s, y_s, 0.0)
+        if 0 < wrap < m:  # the arc of increment `wrap` crosses the edge: its piece after the last tick
+            level += y[wrap] - y[wrap - 1]
+            t_s[pos] = t_y[wrap] + shift
+            y_s[pos] = level
+            pos += 1
+        out[k] = _hy_at(t_x, x, t_s[:pos], y_s[:pos], 0.0)
 
 
 def _check_series(t, v, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -184,11 +207,25 @@ class HYNull:
 
     variance: float  # mean square of HY at the shifts
     neighbour_covariance: float  # mean product of HY at shifts one grid step apart
-    pairs: int  # shift pairs measured: the degrees of freedom of ``variance``
+    pairs: int  # shift pairs measured
+    # sum over the summed samples of variance^2 / pairs: Satterthwaite's degrees of freedom of a
+    # sum of estimated variances (one dominant window has about its own pairs, not the total)
+    variance_sq_per_pair: float = math.nan
 
     def __add__(self, other: "HYNull") -> "HYNull":
         return HYNull(self.variance + other.variance, self.neighbour_covariance + other.neighbour_covariance,
-                      self.pairs + other.pairs)
+                      self.pairs + other.pairs, self._sq_per_pair() + other._sq_per_pair())
+
+    def _sq_per_pair(self) -> float:
+        if math.isfinite(self.variance_sq_per_pair):
+            return self.variance_sq_per_pair
+        return self.variance ** 2 / self.pairs if self.pairs else 0.0
+
+    @property
+    def degrees_of_freedom(self) -> float:
+        """Satterthwaite's ``(sum v)^2 / sum(v^2 / pairs)``: ``pairs`` for one sample."""
+        sq = self._sq_per_pair()
+        return self.variance ** 2 / sq if sq > 0.0 else float(self.pairs)
 
     @property
     def neighbour_correlation(self) -> float:
@@ -252,7 +289,7 @@ def identify_lead_lag(lags, correlation, best: int, null: HYNull | None, var_x: 
         return Identification(null_sd, math.nan, False, float(lags.min()), float(lags.max()))
     # |peak| / null_sd is Student-t-like (the null variance is estimated from `pairs` samples):
     # read it as the normal deviate of the same tail probability
-    tail = float(stdtr(null.pairs, -abs(peak) / null_sd))
+    tail = float(stdtr(null.degrees_of_freedom, -abs(peak) / null_sd))
     z = -float(ndtri(tail)) if tail > 0.0 else math.inf
     one_lag = 2.0 * float(ndtr(-z))
     r = min(max(null.neighbour_correlation, 0.0), 1.0) if math.isfinite(null.neighbour_correlation) else 0.0
